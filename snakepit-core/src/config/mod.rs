@@ -1,0 +1,105 @@
+//! Configuration: the seeds' options with their names and defaults, parsed from `snakepit.toml`.
+//!
+//! Two shapes are accepted, as in the seeds: the multi-pool form (`[[pools]]` tables, each
+//! with a `name`) and the legacy single-pool form (pool options at the top level), which
+//! becomes one pool named `default`. [`SnakepitConfig::pool_configs`] returns every pool
+//! with each default filled in and validated.
+
+mod error;
+mod pool;
+#[cfg(test)]
+mod tests;
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+pub use error::ConfigError;
+pub use pool::{
+    HeartbeatConfig, PoolConfig, WorkerLifetime, WorkerMaxRequests, WorkerProfile,
+    DEFAULT_ADAPTER, DEFAULT_SERVER_MODULE,
+};
+
+/// The configuration used when no file is given: one pool running the bundled showcase adapter.
+pub const EMBEDDED_DEFAULT: &str = include_str!("default.toml");
+
+/// Global options of a snakepit host (`config :snakepit` in the seeds).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SnakepitConfig {
+    /// Whether pools start at all (`pooling_enabled`, seeds' default `false`; the CLI turns it on).
+    pub pooling_enabled: Option<bool>,
+    /// Default pool size for pools that do not set one (default: CPU threads × 2).
+    pub pool_size: Option<usize>,
+    /// Default adapter class (`module.Class`) for pools that do not set one.
+    pub adapter_spec: Option<String>,
+    /// Default adapter arguments for pools that do not set them.
+    pub adapter_args: Option<Vec<String>>,
+    /// Maximum time (ms) to wait for a worker to start (default 10 000).
+    pub pool_startup_timeout: Option<u64>,
+    /// Maximum time (ms) a request waits in the queue (default 5 000).
+    pub pool_queue_timeout: Option<u64>,
+    /// Maximum queued requests before new ones are rejected (default 1 000).
+    pub pool_max_queue_size: Option<usize>,
+    /// Time (ms) Python gets to exit after SIGTERM before SIGKILL (default 6 000).
+    pub graceful_shutdown_timeout_ms: Option<u64>,
+    /// Python interpreter; `SNAKEPIT_PYTHON` wins over it.
+    pub python_executable: Option<PathBuf>,
+    /// Host log level: debug, info, warning, error, none (default error).
+    pub log_level: Option<String>,
+    /// Global heartbeat defaults, merged under each pool's own.
+    pub heartbeat: Option<pool::HeartbeatOverrides>,
+    /// Legacy single-pool options (`pool_config` in the seeds).
+    pub pool_config: Option<pool::PoolTable>,
+    /// The pools (multi-pool form).
+    #[serde(default)]
+    pub pools: Vec<pool::PoolTable>,
+}
+
+impl SnakepitConfig {
+    /// Parses a TOML document; errors name the key and what is allowed.
+    pub fn from_toml_str(text: &str) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            source_name: "configuration".into(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Reads and parses a TOML file.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            source_name: path.display().to_string(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Returns the embedded default configuration.
+    pub fn embedded_default() -> Self {
+        // The embedded file is covered by a test, so a parse failure here is a build defect.
+        Self::from_toml_str(EMBEDDED_DEFAULT).unwrap_or_default()
+    }
+
+    /// Returns every pool with all defaults filled in, validated.
+    ///
+    /// The legacy single-pool form becomes one pool named `default`.
+    pub fn pool_configs(&self) -> Result<Vec<PoolConfig>, ConfigError> {
+        pool::normalize(self)
+    }
+
+    /// Returns the normalized configuration of the pool named `name`.
+    pub fn pool_config(&self, name: &str) -> Result<PoolConfig, ConfigError> {
+        let pools = self.pool_configs()?;
+        let names: Vec<String> = pools.iter().map(|p| p.name.clone()).collect();
+        pools
+            .into_iter()
+            .find(|p| p.name == name)
+            .ok_or_else(|| ConfigError::PoolNotFound {
+                name: name.to_owned(),
+                available: names,
+            })
+    }
+}

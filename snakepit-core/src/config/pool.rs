@@ -1,0 +1,467 @@
+//! Per-pool configuration: raw TOML tables, defaults and the normalized [`PoolConfig`].
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::{ConfigError, SnakepitConfig};
+
+/// The bundled showcase adapter, used when nothing else is configured.
+pub const DEFAULT_ADAPTER: &str = "snakepit_bridge.adapters.showcase.ShowcaseAdapter";
+/// The Python module that serves the bridge protocol (`python -m snakepit_bridge.server`).
+pub const DEFAULT_SERVER_MODULE: &str = "snakepit_bridge.server";
+
+const DEFAULT_POOL_STARTUP_TIMEOUT_MS: u64 = 10_000;
+const DEFAULT_POOL_QUEUE_TIMEOUT_MS: u64 = 5_000;
+const DEFAULT_POOL_MAX_QUEUE_SIZE: usize = 1_000;
+const DEFAULT_GRACEFUL_SHUTDOWN_MS: u64 = 6_000;
+const DEFAULT_STARTUP_BATCH_SIZE: usize = 8;
+const DEFAULT_STARTUP_BATCH_DELAY_MS: u64 = 750;
+const DEFAULT_THREADS_PER_WORKER: usize = 10;
+const DEFAULT_EXECUTE_TIMEOUT_MS: u64 = 60_000;
+const DEFAULT_STREAM_TIMEOUT_MS: u64 = 300_000;
+/// The seeds' hard ceiling on workers per pool.
+const MAX_WORKERS: usize = 1_000;
+
+/// How a pool's workers run Python code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WorkerProfile {
+    /// One single-threaded process per worker, one request at a time (the default).
+    #[default]
+    Process,
+    /// Few processes, each serving `threads_per_worker` requests at once.
+    Thread,
+}
+
+/// `worker_ttl`: `"infinity"`, a number of seconds, or `{ value = N, unit = "minutes" }`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum WorkerLifetime {
+    /// A bare number of seconds.
+    Seconds(u64),
+    /// `"infinity"`.
+    Keyword(String),
+    /// A value with a unit: seconds, minutes, hours or days.
+    WithUnit {
+        /// The amount.
+        value: u64,
+        /// seconds | minutes | hours | days.
+        unit: String,
+    },
+}
+
+/// `worker_max_requests`: `"infinity"` or a positive count.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum WorkerMaxRequests {
+    /// A positive count.
+    Count(u64),
+    /// `"infinity"`.
+    Keyword(String),
+}
+
+/// `adapter_env`: a table, or the seeds' list of `[key, value]` pairs.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum AdapterEnv {
+    Table(BTreeMap<String, String>),
+    Pairs(Vec<(String, String)>),
+}
+
+/// Heartbeat options as written in a file (every key optional, merged over the defaults).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeartbeatOverrides {
+    /// Whether heartbeats run.
+    pub enabled: Option<bool>,
+    /// Interval between pings (ms).
+    pub ping_interval_ms: Option<u64>,
+    /// Time to wait for a pong (ms).
+    pub timeout_ms: Option<u64>,
+    /// Missed pongs before the worker is declared dead.
+    pub max_missed_heartbeats: Option<u32>,
+    /// Delay before the first ping (ms).
+    pub initial_delay_ms: Option<u64>,
+    /// Whether a dead heartbeat kills the worker (`true`) or only logs (`false`).
+    pub dependent: Option<bool>,
+}
+
+/// The heartbeat settings of a pool, defaults filled in (seeds: on, 2 s, 10 s, 3 missed, dependent).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeartbeatConfig {
+    /// Whether heartbeats run (default true).
+    pub enabled: bool,
+    /// Interval between pings (default 2 000 ms).
+    pub ping_interval: Duration,
+    /// Time to wait for a pong (default 10 000 ms).
+    pub timeout: Duration,
+    /// Missed pongs before the worker is declared dead (default 3).
+    pub max_missed_heartbeats: u32,
+    /// Delay before the first ping (default 0).
+    pub initial_delay: Duration,
+    /// Whether a dead heartbeat kills the worker (default true).
+    pub dependent: bool,
+}
+
+impl Default for HeartbeatConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            ping_interval: Duration::from_millis(2_000),
+            timeout: Duration::from_millis(10_000),
+            max_missed_heartbeats: 3,
+            initial_delay: Duration::ZERO,
+            dependent: true,
+        }
+    }
+}
+
+impl HeartbeatConfig {
+    fn merged(mut self, o: Option<&HeartbeatOverrides>) -> Self {
+        if let Some(o) = o {
+            self.enabled = o.enabled.unwrap_or(self.enabled);
+            self.ping_interval = o.ping_interval_ms.map(Duration::from_millis).unwrap_or(self.ping_interval);
+            self.timeout = o.timeout_ms.map(Duration::from_millis).unwrap_or(self.timeout);
+            self.max_missed_heartbeats = o.max_missed_heartbeats.unwrap_or(self.max_missed_heartbeats);
+            self.initial_delay = o.initial_delay_ms.map(Duration::from_millis).unwrap_or(self.initial_delay);
+            self.dependent = o.dependent.unwrap_or(self.dependent);
+        }
+        self
+    }
+}
+
+/// One pool's options as written in a file (`[[pools]]` or the legacy `pool_config`).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolTable {
+    /// Unique pool name (required in the multi-pool form).
+    pub name: Option<String>,
+    /// `process` (default) or `thread`.
+    pub worker_profile: Option<WorkerProfile>,
+    /// Number of worker processes.
+    pub pool_size: Option<usize>,
+    /// Python adapter class, `module.Class`.
+    pub adapter_spec: Option<String>,
+    /// Arguments for the worker server (`["--adapter", "pkg.mod.Class"]`).
+    pub adapter_args: Option<Vec<String>>,
+    /// Environment for the worker processes.
+    pub(crate) adapter_env: Option<AdapterEnv>,
+    /// Python interpreter for this pool.
+    pub python_executable: Option<PathBuf>,
+    /// Python module serving the protocol (default `snakepit_bridge.server`).
+    pub server_module: Option<String>,
+    /// A server script to run instead of `-m server_module` (one speaking the same protocol).
+    pub server_script: Option<PathBuf>,
+    /// Workers started per batch (default 8).
+    pub startup_batch_size: Option<usize>,
+    /// Delay between start-up batches in ms (default 750).
+    pub startup_batch_delay_ms: Option<u64>,
+    /// Threads per worker for the thread profile (default 10).
+    pub threads_per_worker: Option<usize>,
+    /// Runtime thread-safety checks in the thread profile (default false).
+    pub thread_safety_checks: Option<bool>,
+    /// Worker lifetime before recycling (default infinity).
+    pub worker_ttl: Option<WorkerLifetime>,
+    /// Requests before recycling (default infinity).
+    pub worker_max_requests: Option<WorkerMaxRequests>,
+    /// Recycle a worker whose Python RSS exceeds this many MiB.
+    pub memory_threshold_mb: Option<u64>,
+    /// Per-pool heartbeat overrides.
+    pub heartbeat: Option<HeartbeatOverrides>,
+    /// Per-pool `pool_startup_timeout` (ms).
+    pub pool_startup_timeout: Option<u64>,
+    /// Per-pool `pool_queue_timeout` (ms).
+    pub pool_queue_timeout: Option<u64>,
+    /// Per-pool `pool_max_queue_size`.
+    pub pool_max_queue_size: Option<usize>,
+    /// Per-pool `graceful_shutdown_timeout_ms`.
+    pub graceful_shutdown_timeout_ms: Option<u64>,
+    /// Default timeout of `execute` in ms (default 60 000).
+    pub execute_timeout_ms: Option<u64>,
+    /// Default timeout of `execute_stream` in ms (default 300 000).
+    pub stream_timeout_ms: Option<u64>,
+    /// Legacy: upper bound on workers (default and ceiling 1 000).
+    pub max_workers: Option<usize>,
+}
+
+/// A pool's configuration with every default filled in and validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolConfig {
+    /// The pool's name.
+    pub name: String,
+    /// The worker profile.
+    pub worker_profile: WorkerProfile,
+    /// Number of worker processes.
+    pub pool_size: usize,
+    /// The adapter class (`module.Class`).
+    pub adapter_spec: String,
+    /// Arguments for the worker server; always contains `--adapter <adapter_spec>`.
+    pub adapter_args: Vec<String>,
+    /// Extra environment for workers (the thread limits are added by the worker crate).
+    pub adapter_env: BTreeMap<String, String>,
+    /// Configured interpreter, if any (`SNAKEPIT_PYTHON` still wins).
+    pub python_executable: Option<PathBuf>,
+    /// Python module serving the protocol.
+    pub server_module: String,
+    /// A server script to run instead of the module.
+    pub server_script: Option<PathBuf>,
+    /// Workers started per batch.
+    pub startup_batch_size: usize,
+    /// Delay between batches.
+    pub startup_batch_delay: Duration,
+    /// Threads per worker (1 in the process profile).
+    pub threads_per_worker: usize,
+    /// Thread-safety checks for the thread profile.
+    pub thread_safety_checks: bool,
+    /// Worker lifetime before recycling; `None` is infinity.
+    pub worker_ttl: Option<Duration>,
+    /// Requests before recycling; `None` is infinity.
+    pub worker_max_requests: Option<u64>,
+    /// RSS threshold for recycling in MiB.
+    pub memory_threshold_mb: Option<u64>,
+    /// Heartbeat settings.
+    pub heartbeat: HeartbeatConfig,
+    /// Time a worker gets to become ready.
+    pub startup_timeout: Duration,
+    /// Time a request may wait in the queue.
+    pub queue_timeout: Duration,
+    /// Bound of the queue.
+    pub max_queue_size: usize,
+    /// Time between SIGTERM and SIGKILL.
+    pub graceful_shutdown_timeout: Duration,
+    /// Default timeout of `execute`.
+    pub execute_timeout: Duration,
+    /// Default timeout of `execute_stream`.
+    pub stream_timeout: Duration,
+}
+
+impl PoolConfig {
+    /// Returns the embedded default pool (the showcase adapter), with `pool_size` workers.
+    pub fn showcase(pool_size: usize) -> Self {
+        let table = PoolTable {
+            name: Some("default".into()),
+            pool_size: Some(pool_size),
+            ..PoolTable::default()
+        };
+        // The showcase table has only valid values, so this cannot fail; fall back to
+        // validation's error path being unreachable by returning the table's normalization.
+        normalize_table(&SnakepitConfig::default(), &table, "pools[default]")
+            .unwrap_or_else(|e| unreachable_config(e))
+    }
+
+    /// How many calls one worker serves at once (1 for the process profile).
+    pub fn capacity_per_worker(&self) -> usize {
+        match self.worker_profile {
+            WorkerProfile::Process => 1,
+            WorkerProfile::Thread => self.threads_per_worker,
+        }
+    }
+
+    /// Validates the values (sizes positive, limits respected); errors name the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let key = |k: &str| format!("pools[{}].{k}", self.name);
+        if self.name.trim().is_empty() {
+            return Err(ConfigError::invalid("pools[].name", "\"\"", "a non-empty pool name"));
+        }
+        if self.pool_size == 0 || self.pool_size > MAX_WORKERS {
+            return Err(ConfigError::invalid(key("pool_size"), self.pool_size, "an integer from 1 to 1000"));
+        }
+        if self.startup_batch_size == 0 {
+            return Err(ConfigError::invalid(key("startup_batch_size"), 0, "a positive integer"));
+        }
+        if self.threads_per_worker == 0 {
+            return Err(ConfigError::invalid(key("threads_per_worker"), 0, "a positive integer"));
+        }
+        for (k, d) in [
+            ("pool_startup_timeout", self.startup_timeout),
+            ("pool_queue_timeout", self.queue_timeout),
+            ("execute_timeout_ms", self.execute_timeout),
+            ("stream_timeout_ms", self.stream_timeout),
+        ] {
+            if d.is_zero() {
+                return Err(ConfigError::invalid(key(k), 0, "a positive number of milliseconds"));
+            }
+        }
+        if self.heartbeat.ping_interval.is_zero() || self.heartbeat.timeout.is_zero() {
+            return Err(ConfigError::invalid(
+                key("heartbeat"),
+                "0",
+                "ping_interval_ms and timeout_ms must be positive",
+            ));
+        }
+        let module_like = |s: &str| {
+            !s.is_empty()
+                && s.split('.').all(|part| {
+                    !part.is_empty()
+                        && part.chars().all(|c| c.is_alphanumeric() || c == '_')
+                        && !part.starts_with(|c: char| c.is_ascii_digit())
+                })
+        };
+        if !module_like(&self.adapter_spec) || !self.adapter_spec.contains('.') {
+            return Err(ConfigError::invalid(
+                key("adapter_spec"),
+                format!("{:?}", self.adapter_spec),
+                "a Python class path like \"mypkg.adapters.MyAdapter\"",
+            ));
+        }
+        if !module_like(&self.server_module) {
+            return Err(ConfigError::invalid(
+                key("server_module"),
+                format!("{:?}", self.server_module),
+                "a Python module path like \"snakepit_bridge.server\"",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cold]
+fn unreachable_config(e: ConfigError) -> PoolConfig {
+    // Documented invariant: the showcase defaults are valid (covered by a unit test).
+    panic!("built-in showcase pool configuration is invalid: {e}")
+}
+
+pub(super) fn normalize(cfg: &SnakepitConfig) -> Result<Vec<PoolConfig>, ConfigError> {
+    let mut out = Vec::new();
+    if cfg.pools.is_empty() {
+        // Legacy single-pool form: `pool_config` (or nothing) becomes the pool `default`.
+        let mut table = cfg.pool_config.clone().unwrap_or_default();
+        if let Some(name) = &table.name {
+            if name != "default" {
+                return Err(ConfigError::invalid("pool_config.name", name, "\"default\" (or use [[pools]] for named pools)"));
+            }
+        }
+        table.name = Some("default".into());
+        out.push(normalize_table(cfg, &table, "pool_config")?);
+    } else {
+        if cfg.pool_config.is_some() {
+            return Err(ConfigError::invalid(
+                "pool_config",
+                "a table",
+                "either the legacy `pool_config` or `[[pools]]`, not both",
+            ));
+        }
+        for (i, table) in cfg.pools.iter().enumerate() {
+            let name = table.name.clone().ok_or_else(|| ConfigError::Missing {
+                key: format!("pools[{i}].name"),
+                hint: "every [[pools]] entry needs a unique `name` (use \"default\" for the main pool)".into(),
+            })?;
+            if out.iter().any(|p: &PoolConfig| p.name == name) {
+                return Err(ConfigError::invalid(format!("pools[{i}].name"), format!("{name:?}"), "a name no other pool uses"));
+            }
+            out.push(normalize_table(cfg, table, &format!("pools[{name}]"))?);
+        }
+    }
+    Ok(out)
+}
+
+fn default_pool_size() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) * 2
+}
+
+fn normalize_table(cfg: &SnakepitConfig, t: &PoolTable, path: &str) -> Result<PoolConfig, ConfigError> {
+    let key = |k: &str| format!("{path}.{k}");
+    let name = t.name.clone().unwrap_or_else(|| "default".into());
+    let mut adapter_args = t.adapter_args.clone().or_else(|| cfg.adapter_args.clone()).unwrap_or_default();
+    let from_args = adapter_args
+        .iter()
+        .position(|a| a == "--adapter")
+        .map(|i| adapter_args.get(i + 1).cloned().ok_or_else(|| {
+            ConfigError::invalid(key("adapter_args"), format!("{adapter_args:?}"), "`--adapter` followed by a class path")
+        }))
+        .transpose()?;
+    let adapter_spec = match (t.adapter_spec.clone().or_else(|| cfg.adapter_spec.clone()), from_args) {
+        (Some(spec), Some(arg)) if spec != arg => {
+            return Err(ConfigError::invalid(
+                key("adapter_spec"),
+                format!("{spec:?}"),
+                format!("the same class as `--adapter {arg}` in adapter_args, or only one of them"),
+            ))
+        }
+        (Some(spec), Some(_)) => spec,
+        (Some(spec), None) => {
+            adapter_args.splice(0..0, ["--adapter".to_owned(), spec.clone()]);
+            spec
+        }
+        (None, Some(arg)) => arg,
+        (None, None) => {
+            adapter_args.splice(0..0, ["--adapter".to_owned(), DEFAULT_ADAPTER.to_owned()]);
+            DEFAULT_ADAPTER.to_owned()
+        }
+    };
+    let worker_ttl = match &t.worker_ttl {
+        None => None,
+        Some(WorkerLifetime::Keyword(k)) if k == "infinity" => None,
+        Some(WorkerLifetime::Keyword(k)) => {
+            return Err(ConfigError::invalid(key("worker_ttl"), format!("{k:?}"), "\"infinity\", seconds, or { value = N, unit = \"seconds|minutes|hours|days\" }"))
+        }
+        Some(WorkerLifetime::Seconds(0)) | Some(WorkerLifetime::WithUnit { value: 0, .. }) => {
+            return Err(ConfigError::invalid(key("worker_ttl"), 0, "a positive lifetime or \"infinity\""))
+        }
+        Some(WorkerLifetime::Seconds(s)) => Some(Duration::from_secs(*s)),
+        Some(WorkerLifetime::WithUnit { value, unit }) => {
+            let mult = match unit.as_str() {
+                "seconds" | "second" | "s" => 1,
+                "minutes" | "minute" | "min" => 60,
+                "hours" | "hour" | "h" => 3_600,
+                "days" | "day" | "d" => 86_400,
+                other => return Err(ConfigError::invalid(key("worker_ttl.unit"), format!("{other:?}"), "seconds, minutes, hours or days")),
+            };
+            Some(Duration::from_secs(value.saturating_mul(mult)))
+        }
+    };
+    let worker_max_requests = match &t.worker_max_requests {
+        None => None,
+        Some(WorkerMaxRequests::Keyword(k)) if k == "infinity" => None,
+        Some(WorkerMaxRequests::Count(n)) if *n > 0 => Some(*n),
+        Some(other) => {
+            return Err(ConfigError::invalid(key("worker_max_requests"), format!("{other:?}"), "\"infinity\" or a positive integer"))
+        }
+    };
+    let adapter_env = match &t.adapter_env {
+        None => BTreeMap::new(),
+        Some(AdapterEnv::Table(m)) => m.clone(),
+        Some(AdapterEnv::Pairs(p)) => p.iter().cloned().collect(),
+    };
+    let pool_size = t.pool_size.or(cfg.pool_size).unwrap_or_else(default_pool_size);
+    let max_workers = t.max_workers.unwrap_or(MAX_WORKERS);
+    if max_workers == 0 || max_workers > MAX_WORKERS || pool_size > max_workers {
+        return Err(ConfigError::invalid(key("max_workers"), max_workers, format!("from pool_size ({pool_size}) to 1000")));
+    }
+    let ms = Duration::from_millis;
+    let config = PoolConfig {
+        name,
+        worker_profile: t.worker_profile.unwrap_or_default(),
+        pool_size,
+        adapter_spec,
+        adapter_args,
+        adapter_env,
+        python_executable: t.python_executable.clone().or_else(|| cfg.python_executable.clone()),
+        server_module: t.server_module.clone().unwrap_or_else(|| DEFAULT_SERVER_MODULE.into()),
+        server_script: t.server_script.clone(),
+        startup_batch_size: t.startup_batch_size.unwrap_or(DEFAULT_STARTUP_BATCH_SIZE),
+        startup_batch_delay: ms(t.startup_batch_delay_ms.unwrap_or(DEFAULT_STARTUP_BATCH_DELAY_MS)),
+        threads_per_worker: t.threads_per_worker.unwrap_or(DEFAULT_THREADS_PER_WORKER),
+        thread_safety_checks: t.thread_safety_checks.unwrap_or(false),
+        worker_ttl,
+        worker_max_requests,
+        memory_threshold_mb: t.memory_threshold_mb,
+        heartbeat: HeartbeatConfig::default()
+            .merged(cfg.heartbeat.as_ref())
+            .merged(t.heartbeat.as_ref()),
+        startup_timeout: ms(t.pool_startup_timeout.or(cfg.pool_startup_timeout).unwrap_or(DEFAULT_POOL_STARTUP_TIMEOUT_MS)),
+        queue_timeout: ms(t.pool_queue_timeout.or(cfg.pool_queue_timeout).unwrap_or(DEFAULT_POOL_QUEUE_TIMEOUT_MS)),
+        max_queue_size: t.pool_max_queue_size.or(cfg.pool_max_queue_size).unwrap_or(DEFAULT_POOL_MAX_QUEUE_SIZE),
+        graceful_shutdown_timeout: ms(t
+            .graceful_shutdown_timeout_ms
+            .or(cfg.graceful_shutdown_timeout_ms)
+            .unwrap_or(DEFAULT_GRACEFUL_SHUTDOWN_MS)),
+        execute_timeout: ms(t.execute_timeout_ms.unwrap_or(DEFAULT_EXECUTE_TIMEOUT_MS)),
+        stream_timeout: ms(t.stream_timeout_ms.unwrap_or(DEFAULT_STREAM_TIMEOUT_MS)),
+    };
+    config.validate()?;
+    Ok(config)
+}

@@ -1,0 +1,138 @@
+//! Tests of configuration parsing, defaults and validation.
+
+use std::time::Duration;
+
+use super::*;
+
+fn pools(text: &str) -> Result<Vec<PoolConfig>, ConfigError> {
+    SnakepitConfig::from_toml_str(text)?.pool_configs()
+}
+
+#[test]
+fn embedded_default_is_one_showcase_pool() {
+    let cfg = SnakepitConfig::from_toml_str(EMBEDDED_DEFAULT).unwrap();
+    let pools = cfg.pool_configs().unwrap();
+    assert_eq!(pools.len(), 1);
+    let p = &pools[0];
+    assert_eq!(p.name, "default");
+    assert_eq!(p.adapter_spec, DEFAULT_ADAPTER);
+    assert_eq!(p.adapter_args, vec!["--adapter".to_string(), DEFAULT_ADAPTER.to_string()]);
+    assert_eq!(p.pool_size, 2);
+    assert_eq!(cfg.pooling_enabled, Some(true));
+}
+
+#[test]
+fn defaults_follow_the_seeds() {
+    let p = &pools("").unwrap()[0];
+    assert_eq!(p.name, "default");
+    assert_eq!(p.worker_profile, WorkerProfile::Process);
+    assert_eq!(p.startup_batch_size, 8);
+    assert_eq!(p.startup_batch_delay, Duration::from_millis(750));
+    assert_eq!(p.startup_timeout, Duration::from_millis(10_000));
+    assert_eq!(p.queue_timeout, Duration::from_millis(5_000));
+    assert_eq!(p.max_queue_size, 1_000);
+    assert_eq!(p.graceful_shutdown_timeout, Duration::from_millis(6_000));
+    assert_eq!(p.execute_timeout, Duration::from_millis(60_000));
+    assert_eq!(p.stream_timeout, Duration::from_millis(300_000));
+    assert_eq!(p.threads_per_worker, 10);
+    assert_eq!(p.capacity_per_worker(), 1);
+    assert_eq!(p.worker_ttl, None);
+    assert_eq!(p.worker_max_requests, None);
+    assert_eq!(p.heartbeat, HeartbeatConfig::default());
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    assert_eq!(p.pool_size, cpus * 2);
+}
+
+#[test]
+fn multi_pool_form_with_overrides_and_globals() {
+    let ps = pools(
+        r#"
+        pool_queue_timeout = 1234
+        [heartbeat]
+        ping_interval_ms = 5000
+        [[pools]]
+        name = "default"
+        pool_size = 3
+        [[pools]]
+        name = "ml"
+        worker_profile = "thread"
+        threads_per_worker = 16
+        pool_size = 4
+        adapter_args = ["--adapter", "myapp.ml.InferenceAdapter"]
+        adapter_env = [["CUDA_VISIBLE_DEVICES", "0"]]
+        worker_ttl = { value = 2, unit = "hours" }
+        worker_max_requests = 1000
+        [pools.heartbeat]
+        dependent = false
+        "#,
+    )
+    .unwrap();
+    assert_eq!(ps.len(), 2);
+    assert_eq!(ps[0].queue_timeout, Duration::from_millis(1234));
+    assert_eq!(ps[0].heartbeat.ping_interval, Duration::from_millis(5000));
+    let ml = &ps[1];
+    assert_eq!(ml.adapter_spec, "myapp.ml.InferenceAdapter");
+    assert_eq!(ml.capacity_per_worker(), 16);
+    assert_eq!(ml.adapter_env.get("CUDA_VISIBLE_DEVICES").map(String::as_str), Some("0"));
+    assert_eq!(ml.worker_ttl, Some(Duration::from_secs(7200)));
+    assert_eq!(ml.worker_max_requests, Some(1000));
+    assert!(!ml.heartbeat.dependent);
+    assert_eq!(ml.heartbeat.ping_interval, Duration::from_millis(5000));
+}
+
+#[test]
+fn legacy_pool_config_becomes_default_pool() {
+    let ps = pools("pool_size = 5\n[pool_config]\nstartup_batch_size = 2\n").unwrap();
+    assert_eq!(ps.len(), 1);
+    assert_eq!(ps[0].name, "default");
+    assert_eq!(ps[0].pool_size, 5);
+    assert_eq!(ps[0].startup_batch_size, 2);
+}
+
+#[test]
+fn unknown_key_is_named() {
+    let err = pools("[[pools]]\nname = \"x\"\npool_sise = 3\n").unwrap_err();
+    assert!(err.to_string().contains("pool_sise"), "{err}");
+}
+
+#[test]
+fn invalid_values_name_key_value_and_allowed() {
+    let err = pools("[[pools]]\nname = \"a\"\npool_size = 0\n").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid config value for `pools[a].pool_size`: 0 (an integer from 1 to 1000)"
+    );
+    let err = pools("[[pools]]\nname = \"a\"\nworker_ttl = \"forever\"\n").unwrap_err();
+    assert!(err.to_string().contains("pools[a].worker_ttl"), "{err}");
+    let err = pools("[[pools]]\nname = \"a\"\nadapter_spec = \"not a class\"\n").unwrap_err();
+    assert!(err.to_string().contains("adapter_spec"), "{err}");
+    let err = pools("[[pools]]\nname = \"a\"\nworker_profile = \"fiber\"\n").unwrap_err();
+    assert!(err.to_string().contains("worker_profile"), "{err}");
+    let err = pools("[[pools]]\npool_size = 1\n").unwrap_err();
+    assert!(matches!(err, ConfigError::Missing { .. }), "{err}");
+    let err = pools("[[pools]]\nname = \"a\"\n[[pools]]\nname = \"a\"\n").unwrap_err();
+    assert!(err.to_string().contains("a name no other pool uses"), "{err}");
+}
+
+#[test]
+fn adapter_spec_and_args_must_agree() {
+    let err = pools("[[pools]]\nname = \"a\"\nadapter_spec = \"x.A\"\nadapter_args = [\"--adapter\", \"x.B\"]\n").unwrap_err();
+    assert!(err.to_string().contains("x.B"), "{err}");
+    let err = pools("[[pools]]\nname = \"a\"\nadapter_args = [\"--adapter\"]\n").unwrap_err();
+    assert!(err.to_string().contains("adapter_args"), "{err}");
+}
+
+#[test]
+fn pool_lookup_names_the_configured_pools() {
+    let cfg = SnakepitConfig::from_toml_str("[[pools]]\nname = \"a\"\n").unwrap();
+    let err = cfg.pool_config("b").unwrap_err();
+    assert_eq!(err.to_string(), "no pool named 'b' (configured pools: a)");
+    assert_eq!(cfg.pool_config("a").unwrap().name, "a");
+}
+
+#[test]
+fn showcase_pool_is_valid() {
+    let p = PoolConfig::showcase(3);
+    assert_eq!(p.pool_size, 3);
+    assert_eq!(p.adapter_spec, DEFAULT_ADAPTER);
+}

@@ -1,0 +1,164 @@
+//! The values that travel through a pool: payloads, tool calls and stream chunks.
+
+use std::collections::BTreeMap;
+use std::pin::Pin;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::Stream;
+use serde_json::{Map, Value};
+
+use crate::{Error, SessionId};
+
+/// A tool's result: a JSON value plus, optionally, raw bytes that skipped JSON entirely.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Payload {
+    /// The JSON part (`null` when the tool returned only bytes or nothing).
+    pub json: Value,
+    /// Raw bytes the tool returned (`binary_result`), untouched by JSON.
+    pub binary: Option<Bytes>,
+}
+
+impl Payload {
+    /// Builds a JSON-only payload.
+    pub fn json(json: Value) -> Self {
+        Self { json, binary: None }
+    }
+
+    /// Builds a bytes-only payload.
+    pub fn binary(bytes: impl Into<Bytes>) -> Self {
+        Self {
+            json: Value::Null,
+            binary: Some(bytes.into()),
+        }
+    }
+}
+
+/// Per-call options: the seeds' `timeout` and `session_id`, plus call properties middleware reads.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CallOptions {
+    /// The call's timeout; `None` uses the pool's default (60 s for calls, 300 s for streams).
+    pub timeout: Option<Duration>,
+    /// The session whose worker the call prefers.
+    pub session_id: Option<SessionId>,
+    /// Whether the call may be retried safely (only idempotent calls are ever retried).
+    pub idempotent: bool,
+    /// Correlation id for tracing; generated when absent.
+    pub correlation_id: Option<String>,
+}
+
+impl CallOptions {
+    /// Sets the timeout.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Sets the session.
+    pub fn with_session(mut self, session: impl Into<SessionId>) -> Self {
+        self.session_id = Some(session.into());
+        self
+    }
+
+    /// Marks the call idempotent, so a retry layer may repeat it.
+    pub fn idempotent(mut self) -> Self {
+        self.idempotent = true;
+        self
+    }
+}
+
+/// One tool call as it travels down the worker stack.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolCall {
+    /// The tool's name.
+    pub tool: String,
+    /// Keyword arguments, each a JSON value.
+    pub args: Map<String, Value>,
+    /// Keyword arguments passed as raw bytes (`binary_parameters`).
+    pub binary_args: BTreeMap<String, Bytes>,
+    /// Free-form string metadata sent with the call.
+    pub metadata: BTreeMap<String, String>,
+    /// The call's options.
+    pub options: CallOptions,
+    /// The deadline the worker should see (time left when the call is sent); set by deadline layers.
+    pub deadline: Option<Duration>,
+}
+
+impl ToolCall {
+    /// Builds a call of `tool` with JSON object arguments.
+    ///
+    /// `args` must be a JSON object or `null`; anything else is a validation error naming the value.
+    pub fn new(tool: impl Into<String>, args: Value) -> Result<Self, Error> {
+        let tool = tool.into();
+        if tool.trim().is_empty() {
+            return Err(Error::validation(
+                "tool name",
+                "the tool name is empty; pass the name of a tool the adapter defines",
+            ));
+        }
+        let args = match args {
+            Value::Object(map) => map,
+            Value::Null => Map::new(),
+            other => {
+                return Err(Error::validation(
+                    format!("arguments of tool '{tool}'"),
+                    format!("expected a JSON object of keyword arguments, got {other}"),
+                ))
+            }
+        };
+        Ok(Self {
+            tool,
+            args,
+            binary_args: BTreeMap::new(),
+            metadata: BTreeMap::new(),
+            options: CallOptions::default(),
+            deadline: None,
+        })
+    }
+
+    /// Replaces the call's options.
+    pub fn with_options(mut self, options: CallOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Adds a raw-bytes argument.
+    pub fn with_binary_arg(mut self, name: impl Into<String>, bytes: impl Into<Bytes>) -> Self {
+        self.binary_args.insert(name.into(), bytes.into());
+        self
+    }
+}
+
+/// One piece of a streaming tool's output.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Chunk {
+    /// The chunk's id, `<tool>-<n>` counting from 1.
+    pub id: String,
+    /// The chunk's data: JSON when it parsed as JSON, otherwise `None` and the raw bytes in `raw`.
+    pub json: Option<Value>,
+    /// The raw bytes of the chunk as the worker sent them.
+    pub raw: Bytes,
+    /// Whether this is the last chunk.
+    pub is_final: bool,
+    /// Metadata the generator attached.
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// A stream of chunks from a streaming tool; ends after the final chunk or the first error.
+pub type ChunkStream = Pin<Box<dyn Stream<Item = Result<Chunk, Error>> + Send + 'static>>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorKind;
+    use serde_json::json;
+
+    #[test]
+    fn tool_call_rejects_non_object_arguments() {
+        let err = ToolCall::new("echo", json!([1, 2])).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Validation);
+        assert!(err.to_string().contains("[1,2]"), "{err}");
+        assert!(ToolCall::new("echo", Value::Null).is_ok());
+        assert_eq!(ToolCall::new(" ", json!({})).unwrap_err().kind(), ErrorKind::Validation);
+    }
+}
