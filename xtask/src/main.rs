@@ -1,1 +1,43 @@
-fn main() {}
+//! `cargo xtask`: project automation (bootstrap, codegen, ci, bench).
+
+mod bootstrap;
+mod ci;
+mod codegen;
+mod util;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+/// Project automation for snakepit-rs.
+#[derive(Parser)]
+#[command(name = "xtask", about = "snakepit-rs project automation")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create `.venv` and install the `snakepit_bridge` Python package (idempotent).
+    Bootstrap {
+        /// Reinstall even when the environment looks up to date.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Regenerate the Rust and Python code of the bridge protocol.
+    Codegen {
+        /// Fail, naming the stale file, instead of writing.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Run everything CI runs: fmt, clippy, codegen --check, cargo tests, pytest.
+    Ci,
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().command {
+        Command::Bootstrap { force } => bootstrap::run(force).map(|_| ()),
+        Command::Codegen { check } => codegen::run(check),
+        Command::Ci => ci::run(),
+    }
+}

@@ -1,0 +1,82 @@
+//! `cargo xtask codegen [--check]`: Rust (protox + tonic-prost-build) and Python (grpc_tools) stubs.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+use crate::util::{project_root, sh};
+
+const PROTO_DIR: &str = "snakepit-proto/proto";
+const PROTO_FILE: &str = "snakepit_bridge.proto";
+const RUST_OUT: &str = "snakepit-proto/src/generated";
+const PY_OUT: &str = "python/src/snakepit_bridge/_proto";
+const PY_FILES: &[&str] = &["snakepit_bridge_pb2.py", "snakepit_bridge_pb2_grpc.py"];
+
+pub(crate) fn run(check: bool) -> Result<()> {
+    let root = project_root();
+    let tmp = tempfile::tempdir()?;
+    generate_rust(&root, tmp.path())?;
+    let mut stale = sync(&root, &[(tmp.path().join("snakepit.bridge.rs"), root.join(RUST_OUT).join("snakepit.bridge.rs"))], check)?;
+    let python = crate::bootstrap::run(false)?;
+    generate_python(&root, &python, tmp.path())?;
+    let py_pairs: Vec<_> = PY_FILES
+        .iter()
+        .map(|f| (tmp.path().join("snakepit_bridge/_proto").join(f), root.join(PY_OUT).join(f)))
+        .collect();
+    stale.extend(sync(&root, &py_pairs, check)?);
+    if !stale.is_empty() {
+        bail!(
+            "generated code is stale (does not match {PROTO_DIR}/{PROTO_FILE}): {}; run `cargo xtask codegen` and never edit generated files by hand",
+            stale.join(", ")
+        );
+    }
+    if check {
+        eprintln!("codegen: generated code is up to date");
+    }
+    Ok(())
+}
+
+/// Compares each fresh file with its committed twin: returns the stale ones (check) or overwrites them.
+fn sync(root: &Path, pairs: &[(PathBuf, PathBuf)], check: bool) -> Result<Vec<String>> {
+    let mut stale = Vec::new();
+    for (fresh, committed) in pairs {
+        let new = fs::read(fresh).with_context(|| format!("codegen produced no {}", fresh.display()))?;
+        if fs::read(committed).ok().as_deref() == Some(new.as_slice()) {
+            continue;
+        }
+        if check {
+            stale.push(committed.strip_prefix(root).unwrap_or(committed).display().to_string());
+        } else {
+            if let Some(dir) = committed.parent() {
+                fs::create_dir_all(dir)?;
+            }
+            fs::write(committed, new)?;
+            eprintln!("wrote {}", committed.display());
+        }
+    }
+    Ok(stale)
+}
+
+fn generate_rust(root: &Path, out: &Path) -> Result<()> {
+    let fds = protox::compile([PROTO_FILE], [root.join(PROTO_DIR)])
+        .map_err(|e| anyhow::anyhow!("cannot compile {PROTO_DIR}/{PROTO_FILE}: {e}"))?;
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .bytes(".")
+        .emit_rerun_if_changed(false)
+        .out_dir(out)
+        .compile_fds(fds)
+        .context("tonic-prost-build failed")?;
+    Ok(())
+}
+
+fn generate_python(root: &Path, python: &Path, out: &Path) -> Result<()> {
+    sh(Command::new(python)
+        .arg(root.join("python/scripts/gen_proto.py"))
+        .arg(root)
+        .arg("--out")
+        .arg(out))
+}
