@@ -1,0 +1,1 @@
+"""Generated gRPC stubs of the bridge protocol (never edit by hand; run `cargo xtask codegen`)."""

@@ -1,0 +1,89 @@
+"""Value encoding of the bridge protocol: JSON inside ``google.protobuf.Any``, error objects."""
+
+from __future__ import annotations
+
+import json
+import traceback
+from typing import Any, Dict, Optional
+
+from google.protobuf import any_pb2
+
+TYPE_URL_PREFIX = "type.googleapis.com/snakepit."
+
+
+def _type_name(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, (list, tuple)):
+        return "list"
+    if isinstance(value, (bytes, bytearray)):
+        return "binary"
+    return "map"
+
+
+def to_jsonable(value: Any) -> Any:
+    """Make a value JSON-serialisable: tuples become lists, numpy arrays lists, others repr."""
+    if hasattr(value, "tolist") and callable(value.tolist):
+        return value.tolist()
+    if isinstance(value, tuple):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, (set, frozenset)):
+        return [to_jsonable(v) for v in sorted(value, key=repr)]
+    return value
+
+
+def encode_json(value: Any) -> bytes:
+    return json.dumps(value, default=_fallback, separators=(",", ":")).encode()
+
+
+def _fallback(value: Any) -> Any:
+    converted = to_jsonable(value)
+    if converted is value:
+        return repr(value)
+    return converted
+
+
+def encode_any(value: Any) -> any_pb2.Any:
+    """Encode a value as an Any holding its UTF-8 JSON (the type_url is a hint)."""
+    return any_pb2.Any(type_url=TYPE_URL_PREFIX + _type_name(value), value=encode_json(value))
+
+
+def decode_any(message: any_pb2.Any) -> Any:
+    """Decode an Any holding UTF-8 JSON; non-JSON bytes come back as a string."""
+    raw = bytes(message.value)
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        # google.protobuf.StringValue wraps its text in a field header: take the printable tail.
+        return raw.decode("utf-8", errors="replace")
+
+
+def error_object(exc: BaseException, tool: str, session_id: str, argument_keys, type_name: Optional[str] = None) -> Dict[str, Any]:
+    """The structured error payload of a failed call."""
+    lines = traceback.format_exception(type(exc), exc, exc.__traceback__)
+    return {
+        "type": type_name or type(exc).__name__,
+        "message": str(exc),
+        "stacktrace": [line.rstrip("\n") for line in lines],
+        "traceback": "".join(lines),
+        "context": {"tool": tool, "session_id": session_id, "argument_keys": sorted(argument_keys)},
+    }
+
+
+def simple_error(type_name: str, message: str, tool: str, session_id: str, argument_keys) -> Dict[str, Any]:
+    """A structured error payload without a Python traceback (validation failures)."""
+    return {
+        "type": type_name,
+        "message": message,
+        "stacktrace": [],
+        "traceback": "",
+        "context": {"tool": tool, "session_id": session_id, "argument_keys": sorted(argument_keys)},
+    }

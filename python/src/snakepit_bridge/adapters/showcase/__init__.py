@@ -1,0 +1,83 @@
+"""The bundled showcase adapter: small tools that exercise every path of the bridge."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import Any, Dict
+
+from snakepit_bridge import BaseAdapter, tool
+
+
+class ShowcaseAdapter(BaseAdapter):
+    """Demonstration tools: ping, echo, add, sleep, fail, streaming, process info, bytes."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def initialize(self) -> None:
+        self.started_at = time.time()
+
+    @tool(description="Liveness check.")
+    def ping(self) -> Dict[str, Any]:
+        return {"status": "ok", "message": "pong", "timestamp": time.time()}
+
+    @tool
+    def noop(self) -> None:
+        """Do nothing (for measuring call overhead)."""
+        return None
+
+    @tool
+    def echo(self, **kwargs: Any) -> Dict[str, Any]:
+        """Return the keyword arguments unchanged."""
+        return kwargs
+
+    @tool
+    def add(self, a: float, b: float) -> float:
+        """Add two numbers (an integer when both are integers)."""
+        return a + b
+
+    @tool
+    def sleep(self, ms: int) -> Dict[str, int]:
+        """Sleep for `ms` milliseconds."""
+        time.sleep(ms / 1000.0)
+        return {"slept_ms": ms}
+
+    @tool
+    def fail(self, message: str = "boom") -> None:
+        """Raise ValueError(message)."""
+        raise ValueError(message)
+
+    @tool(description="Yield `steps` progress updates, `delay_ms` apart.", supports_streaming=True)
+    def stream_progress(self, steps: int = 5, delay_ms: int = 100):
+        for i in range(1, steps + 1):
+            if i > 1:
+                time.sleep(delay_ms / 1000.0)
+            yield {"step": i, "total": steps, "progress": i / steps, "produced_at_ns": time.time_ns()}
+
+    @tool
+    def process_info(self) -> Dict[str, Any]:
+        """Describe the worker process."""
+        argv = sys.argv
+        def flag(name: str):
+            return argv[argv.index(name) + 1] if name in argv and argv.index(name) + 1 < len(argv) else None
+        return {
+            "pid": os.getpid(),
+            "ppid": os.getppid(),
+            "pgid": os.getpgid(0),
+            "python_version": sys.version.split()[0],
+            "executable": sys.executable,
+            "run_id": flag("--snakepit-run-id") or flag("--run-id"),
+            "worker_id": flag("--worker-id"),
+        }
+
+    @tool
+    def echo_bytes(self, data: bytes) -> bytes:
+        """Return the bytes unchanged (binary path)."""
+        return data
+
+    @tool
+    def adapter_info(self) -> Dict[str, Any]:
+        """Name and tools of this adapter."""
+        return {"name": type(self).__name__, "tools": sorted(self.get_tools())}

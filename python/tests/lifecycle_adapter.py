@@ -1,0 +1,34 @@
+"""A test adapter whose cleanup leaves a marker file (path from MARKER_FILE)."""
+
+import os
+import time
+
+from snakepit_bridge import BaseAdapter, tool
+
+
+class LifecycleAdapter(BaseAdapter):
+    async def initialize(self):
+        self.initialized = True
+
+    async def cleanup(self):
+        with open(os.environ["MARKER_FILE"], "w") as f:
+            f.write("cleaned")
+
+    @tool
+    def slow(self, ms: int) -> str:
+        time.sleep(ms / 1000)
+        return "done"
+
+    @tool
+    async def async_add(self, a: int, b: int) -> int:
+        return a + b
+
+    @tool
+    async def countdown(self, n: int = 3):
+        for i in range(n, 0, -1):
+            yield i
+
+    @tool
+    def broken_stream(self):
+        yield 1
+        raise RuntimeError("stream broke")

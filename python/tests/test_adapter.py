@@ -1,0 +1,60 @@
+"""The adapter API: @tool, parameter inference, StreamChunk, wire helpers."""
+
+from typing import Dict, List, Optional
+
+from snakepit_bridge import BaseAdapter, StreamChunk, tool
+from snakepit_bridge._wire import decode_any, encode_any
+from snakepit_bridge.adapters.showcase.tool import StreamChunk as SeedStreamChunk
+from snakepit_bridge.server import chunk_parts
+
+
+class Sample(BaseAdapter):
+    @tool
+    def bare(self, text: str, count: int = 2) -> str:
+        """Repeat text."""
+        return text * count
+
+    @tool(description="explicit", supports_streaming=True, required_variables=["temperature"])
+    def opts(self, xs: List[float], m: Dict[str, int], blob: bytes, flag: bool = False, maybe: Optional[float] = None):
+        yield xs
+
+    def not_a_tool(self):
+        return 1
+
+
+def test_tool_works_bare_and_with_options():
+    tools = Sample().get_tools()
+    assert set(tools) == {"bare", "opts"}
+    assert tools["bare"].description == "Repeat text."
+    assert tools["bare"].supports_streaming is False
+    assert tools["opts"].description == "explicit"
+    assert tools["opts"].supports_streaming is True
+    assert tools["opts"].required_variables == ["temperature"]
+
+
+def test_parameter_types_are_inferred_from_hints():
+    params = {p.name: p for p in Sample().get_tools()["opts"].parameters}
+    assert params["xs"].type == "embedding"
+    assert params["m"].type == "map"
+    assert params["blob"].type == "binary"
+    assert params["flag"].type == "boolean" and params["flag"].required is False
+    assert params["maybe"].type == "float"
+    bare = {p.name: p for p in Sample().get_tools()["bare"].parameters}
+    assert bare["text"].type == "string" and bare["text"].required
+    assert bare["count"].type == "integer" and bare["count"].default == 2
+
+
+def test_stream_chunk_envelopes():
+    assert chunk_parts(StreamChunk({"a": 1}, is_final=True, metadata={"k": "v"})) == (b'{"a":1}', True, {"k": "v"})
+    assert chunk_parts({"data": [1], "is_final": True}) == (b"[1]", True, {})
+    assert chunk_parts({"data": 1, "other": 2}) == (b'{"data":1,"other":2}', False, {})
+    assert chunk_parts(b"\x00raw") == (b"\x00raw", False, {})
+    assert chunk_parts("text") == (b"text", False, {})
+    assert SeedStreamChunk is StreamChunk
+
+
+def test_values_round_trip_and_keep_integers():
+    for v in ["s", 5, 2.5, True, [1, 2], {"a": 1}, None]:
+        assert decode_any(encode_any(v)) == v
+    assert encode_any(5).value == b"5"
+    assert encode_any(5).type_url == "type.googleapis.com/snakepit.integer"
