@@ -1,1 +1,92 @@
-fn main() {}
+//! The `snakepit` binary: wires the command line to the library crates.
+
+mod exec;
+mod setup;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit code of a tool that raised or rejected its input.
+const EXIT_TOOL_ERROR: u8 = 1;
+/// Exit code of a usage error (bad arguments, bad JSON, bad config).
+const EXIT_USAGE: u8 = 2;
+/// Exit code of an infrastructure failure (Python missing, worker crash, timeout...).
+const EXIT_INFRA: u8 = 3;
+
+/// Run Python tools through a pool of supervised worker processes.
+#[derive(Parser)]
+#[command(name = "snakepit", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start a pool, run one tool call, print its result, shut down.
+    Exec(exec::ExecArgs),
+    /// Create the project's Python environment (.venv) and install snakepit_bridge.
+    Setup(setup::SetupArgs),
+}
+
+/// An error with the exit code it maps to.
+#[derive(Debug)]
+pub(crate) struct CliError {
+    code: u8,
+    message: String,
+}
+
+impl CliError {
+    pub(crate) fn usage(message: impl Into<String>) -> Self {
+        Self { code: EXIT_USAGE, message: message.into() }
+    }
+
+    /// Classifies a library error: the tool's fault, the caller's config, or the infrastructure.
+    pub(crate) fn from_core(err: &snakepit_core::Error) -> Self {
+        use snakepit_core::ErrorKind;
+        let code = match err.kind() {
+            ErrorKind::PythonException | ErrorKind::Validation => EXIT_TOOL_ERROR,
+            ErrorKind::Config => EXIT_USAGE,
+            _ => EXIT_INFRA,
+        };
+        let mut message = err.to_string();
+        if let Some(py) = err.python_exception() {
+            if !py.traceback.is_empty() {
+                message.push('\n');
+                message.push_str(py.traceback.trim_end());
+            }
+        }
+        Self { code, message }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SNAKEPIT_LOG").unwrap_or_else(|_| "error".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("snakepit: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_INFRA);
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Exec(args) => exec::run(args).await,
+            Command::Setup(args) => setup::run(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("snakepit: {}", e.message);
+            ExitCode::from(e.code)
+        }
+    }
+}

@@ -1,1 +1,24 @@
-//! placeholder
+//! Pools of Python workers: concurrent batched start-up, a bounded FIFO queue, session
+//! affinity, streaming, supervision (dead workers are replaced) and clean shutdown.
+//!
+//! ```no_run
+//! use snakepit_core::{config::PoolConfig, CallOptions};
+//! use snakepit_pool::Pool;
+//! use std::time::Duration;
+//!
+//! # async fn demo() -> Result<(), snakepit_core::Error> {
+//! let pool = Pool::start(PoolConfig::showcase(2)).await?;
+//! pool.await_ready(Duration::from_secs(15)).await?;
+//! let sum = pool.execute("add", serde_json::json!({"a": 2, "b": 3}), CallOptions::default()).await?;
+//! assert_eq!(sum.json, serde_json::json!(5));
+//! pool.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+mod pool;
+mod scheduler;
+mod stats;
+mod stream;
+
+pub use pool::Pool;
+pub use stats::{PoolStats, WorkerInfo};

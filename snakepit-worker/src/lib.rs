@@ -1,1 +1,22 @@
-//! placeholder
+//! One supervised Python worker process and its gRPC client.
+//!
+//! [`Worker::start`] spawns `python -m snakepit_bridge.server` (or a configured script speaking
+//! the same protocol) in its own process group, listening on a Unix socket inside the run's
+//! private 0700 directory ([`RunContext`]), with the run token in its environment. It waits for
+//! the ready file, connects, and returns a worker whose [`WorkerClient`] is a
+//! `tower::Service<ToolCall>`. Stopping is SIGTERM, a grace period, then SIGKILL of the group;
+//! dropping a [`Worker`] kills its group, so a worker never outlives its handle.
+//!
+//! This crate is the only place where `tonic::Status` becomes a [`snakepit_core::Error`].
+
+mod client;
+mod process;
+pub mod python_env;
+mod run;
+mod wire;
+mod worker;
+
+pub use client::{WorkerAddress, WorkerClient};
+pub use process::ExitInfo;
+pub use run::RunContext;
+pub use worker::{Worker, WorkerSpec, TOKEN_ENV_VAR};

@@ -1,0 +1,443 @@
+//! The pool: concurrent batched start-up, execution through the scheduler, supervision, shutdown.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use snakepit_core::config::{PoolConfig, WorkerProfile};
+use snakepit_core::{CallOptions, ChunkStream, Error, Payload, RunId, ToolCall, WorkerId};
+use snakepit_worker::{RunContext, Worker, WorkerSpec};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::scheduler::{Acquire, Scheduler};
+use crate::stats::{Counters, PoolStats, WorkerInfo};
+use crate::stream::LeasedStream;
+
+/// Longest pause between attempts to replace a worker that keeps failing to start.
+const MAX_RESTART_BACKOFF: Duration = Duration::from_secs(5);
+
+pub(crate) struct Inner {
+    pub(crate) config: PoolConfig,
+    run: Arc<RunContext>,
+    python: std::path::PathBuf,
+    pub(crate) scheduler: Mutex<Scheduler<Arc<Worker>>>,
+    pub(crate) counters: Counters,
+    shutting_down: AtomicBool,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// The last worker start-up error, for error messages.
+    last_start_error: Mutex<Option<String>>,
+    initial_round_done: watch::Sender<bool>,
+    ready_workers: watch::Sender<usize>,
+    next_index: AtomicU64,
+}
+
+/// A pool of Python workers running one adapter.
+///
+/// Dropping a pool kills its workers; call [`Pool::shutdown`] to stop them gracefully.
+pub struct Pool {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool").field("name", &self.inner.config.name).field("run_id", self.inner.run.run_id()).finish()
+    }
+}
+
+/// A worker lent to one call; its capacity returns to the pool when dropped.
+pub(crate) struct Lease {
+    inner: Arc<Inner>,
+    pub(crate) id: WorkerId,
+    pub(crate) worker: Arc<Worker>,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let Ok(mut s) = self.inner.scheduler.lock() {
+            s.release(&self.id);
+        }
+    }
+}
+
+impl Lease {
+    /// Kills a worker whose call overran its timeout (process profile): its state is unknown,
+    /// so it is replaced rather than trusted with the next call.
+    pub(crate) fn retire_after_timeout(&self) {
+        if self.inner.config.worker_profile == WorkerProfile::Process {
+            tracing::warn!(worker = %self.id, "call timed out; replacing the worker");
+            self.evict();
+            self.worker.kill();
+        }
+    }
+
+    /// Takes the worker out of scheduling at once (it crashed or is being killed), so no
+    /// other call is handed a dead worker before its monitor notices the exit.
+    pub(crate) fn evict(&self) {
+        if let Ok(mut s) = self.inner.scheduler.lock() {
+            s.remove_worker(&self.id);
+            self.inner.ready_workers.send_replace(s.worker_count());
+        }
+    }
+}
+
+impl Pool {
+    /// Validates the configuration and starts the pool's workers in the background.
+    ///
+    /// Workers start concurrently in batches of `startup_batch_size`, `startup_batch_delay_ms`
+    /// apart. Calls made before workers are ready wait in the queue; use [`Pool::await_ready`]
+    /// to wait for all of them. The interpreter is resolved (and the project `.venv` created
+    /// if missing) before anything starts.
+    pub async fn start(config: PoolConfig) -> Result<Self, Error> {
+        config.validate()?;
+        let python = snakepit_worker::python_env::ensure_python(config.python_executable.as_deref()).await?;
+        let run = RunContext::new()?;
+        let inner = Arc::new(Inner {
+            scheduler: Mutex::new(Scheduler::new(config.max_queue_size)),
+            counters: Counters::default(),
+            shutting_down: AtomicBool::new(false),
+            tasks: Mutex::new(Vec::new()),
+            last_start_error: Mutex::new(None),
+            initial_round_done: watch::channel(false).0,
+            ready_workers: watch::channel(0).0,
+            next_index: AtomicU64::new(1),
+            config,
+            run,
+            python,
+        });
+        let starter = tokio::spawn(initial_startup(inner.clone()));
+        inner.track(starter);
+        tracing::info!(pool = %inner.config.name, run_id = %inner.run.run_id(), size = inner.config.pool_size, "pool starting");
+        Ok(Self { inner })
+    }
+
+    /// Returns the pool's name.
+    pub fn name(&self) -> &str {
+        &self.inner.config.name
+    }
+
+    /// Returns the pool's configuration.
+    pub fn config(&self) -> &PoolConfig {
+        &self.inner.config
+    }
+
+    /// Returns this run's id (carried by every worker's command line).
+    pub fn run_id(&self) -> &RunId {
+        self.inner.run.run_id()
+    }
+
+    /// Waits until every worker is ready.
+    ///
+    /// Fails at once when no worker at all could start (with the worker's stderr), or with a
+    /// timeout error after `timeout` (the seeds' default is 15 s).
+    pub async fn await_ready(&self, timeout: Duration) -> Result<(), Error> {
+        let target = self.inner.config.pool_size;
+        let mut ready = self.inner.ready_workers.subscribe();
+        let mut round = self.inner.initial_round_done.subscribe();
+        let wait = async {
+            loop {
+                if *ready.borrow_and_update() >= target {
+                    return Ok(());
+                }
+                if *round.borrow_and_update() && *ready.borrow() == 0 {
+                    let why = self.inner.last_start_error.lock().ok().and_then(|e| e.clone()).unwrap_or_default();
+                    return Err(Error::pool(format!("no worker of pool '{}' could start: {why}", self.inner.config.name)));
+                }
+                tokio::select! {
+                    r = ready.changed() => if r.is_err() { return Err(Error::pool("pool is gone")) },
+                    r = round.changed() => if r.is_err() { return Err(Error::pool("pool is gone")) },
+                }
+            }
+        };
+        match tokio::time::timeout(timeout, wait).await {
+            Ok(r) => r,
+            Err(_) => {
+                let have = *self.inner.ready_workers.borrow();
+                let why = self.inner.last_start_error.lock().ok().and_then(|e| e.clone());
+                let mut op = format!("waiting for pool '{}' ({have} of {target} workers ready)", self.inner.config.name);
+                if let Some(why) = why {
+                    op.push_str(&format!("; last start-up error: {why}"));
+                }
+                Err(Error::timeout(op, timeout))
+            }
+        }
+    }
+
+    /// Runs `tool` with JSON object `args` on a free worker (the session's own worker first).
+    pub async fn execute(&self, tool: &str, args: Value, opts: CallOptions) -> Result<Payload, Error> {
+        self.execute_call(ToolCall::new(tool, args)?.with_options(opts)).await
+    }
+
+    /// Runs a prepared [`ToolCall`] (binary arguments, metadata).
+    pub async fn execute_call(&self, mut call: ToolCall) -> Result<Payload, Error> {
+        let counters = &self.inner.counters;
+        counters.requests.fetch_add(1, Ordering::Relaxed);
+        let result = async {
+            let lease = self.inner.clone().checkout(&call).await?;
+            let timeout = call.options.timeout.unwrap_or(self.inner.config.execute_timeout);
+            call.deadline = Some(call.deadline.map_or(timeout, |d| d.min(timeout)));
+            match tokio::time::timeout(timeout, lease.worker.execute(call.clone())).await {
+                Ok(Err(e)) if e.kind() == snakepit_core::ErrorKind::WorkerCrash => {
+                    lease.evict();
+                    Err(e)
+                }
+                Ok(r) => r,
+                Err(_) => {
+                    lease.retire_after_timeout();
+                    Err(Error::timeout(format!("call '{}' on worker {}", call.tool, lease.id), timeout))
+                }
+            }
+        }
+        .await;
+        if result.is_err() {
+            counters.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        result
+    }
+
+    /// Runs a streaming tool; chunks arrive as the worker produces them.
+    ///
+    /// The worker stays checked out until the stream ends or is dropped (dropping it cancels the
+    /// call). The whole stream must finish within the call's timeout (default 300 s).
+    pub async fn execute_stream(&self, tool: &str, args: Value, opts: CallOptions) -> Result<ChunkStream, Error> {
+        let mut call = ToolCall::new(tool, args)?.with_options(opts);
+        let counters = &self.inner.counters;
+        counters.requests.fetch_add(1, Ordering::Relaxed);
+        let result = async {
+            let lease = self.inner.clone().checkout(&call).await?;
+            let timeout = call.options.timeout.unwrap_or(self.inner.config.stream_timeout);
+            call.deadline = Some(timeout);
+            let deadline = tokio::time::Instant::now() + timeout;
+            let inner = match tokio::time::timeout_at(deadline, lease.worker.execute_stream(call.clone())).await {
+                Ok(r) => r?,
+                Err(_) => {
+                    lease.retire_after_timeout();
+                    return Err(Error::timeout(format!("stream '{}' on worker {}", call.tool, lease.id), timeout));
+                }
+            };
+            Ok(Box::pin(LeasedStream::new(inner, lease, deadline, timeout, call.tool.clone())) as ChunkStream)
+        }
+        .await;
+        if result.is_err() {
+            counters.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        result
+    }
+
+    /// Returns the pool's counters and gauges.
+    pub fn stats(&self) -> PoolStats {
+        self.inner.stats()
+    }
+
+    /// Lists the live workers.
+    pub fn list_workers(&self) -> Vec<WorkerInfo> {
+        let Ok(s) = self.inner.scheduler.lock() else { return Vec::new() };
+        s.workers()
+            .map(|(id, w, load, capacity)| WorkerInfo { id: id.clone(), pid: w.pid(), load, capacity, uptime: w.uptime() })
+            .collect()
+    }
+
+    /// Returns the worker a session is bound to, if it has one that still lives.
+    pub fn session_worker(&self, session: &snakepit_core::SessionId) -> Option<WorkerId> {
+        self.inner.scheduler.lock().ok()?.session_worker(session).cloned()
+    }
+
+    /// Stops every worker (SIGTERM, grace, SIGKILL) and returns once their processes are gone.
+    ///
+    /// Queued requests are answered with a pool error; calls in flight get up to
+    /// `graceful_shutdown_timeout_ms` to finish.
+    pub async fn shutdown(&self) {
+        self.inner.shutdown().await;
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        self.inner.shutting_down.store(true, Ordering::SeqCst);
+        self.inner.abort_tasks();
+        // Dropping the last handle of each worker kills its process group.
+        if let Ok(mut s) = self.inner.scheduler.lock() {
+            drop(s.drain_workers());
+        }
+    }
+}
+
+impl Inner {
+    fn track(&self, handle: JoinHandle<()>) {
+        if let Ok(mut t) = self.tasks.lock() {
+            t.retain(|h| !h.is_finished());
+            t.push(handle);
+        }
+    }
+
+    fn abort_tasks(&self) {
+        if let Ok(mut t) = self.tasks.lock() {
+            for h in t.drain(..) {
+                h.abort();
+            }
+        }
+    }
+
+    fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::SeqCst)
+    }
+
+    fn stats(&self) -> PoolStats {
+        let (workers, queued, (available, busy)) = match self.scheduler.lock() {
+            Ok(s) => (s.worker_count(), s.queued(), s.availability()),
+            Err(_) => (0, 0, (0, 0)),
+        };
+        self.counters.snapshot(workers, queued, available, busy)
+    }
+
+    /// Takes a worker for `call`, queueing up to `pool_queue_timeout` when all are busy.
+    async fn checkout(self: Arc<Self>, call: &ToolCall) -> Result<Lease, Error> {
+        if self.is_shutting_down() {
+            return Err(Error::pool(format!("pool '{}' is shutting down", self.config.name)));
+        }
+        let acquired = {
+            let mut s = self.scheduler.lock().map_err(|_| Error::pool("scheduler lock poisoned"))?;
+            s.acquire(call.options.session_id.as_ref())
+        };
+        let (ticket, mut rx) = match acquired {
+            Acquire::Ready((id, worker)) => return Ok(Lease { inner: self, id, worker }),
+            Acquire::Saturated => {
+                self.counters.pool_saturated.fetch_add(1, Ordering::Relaxed);
+                return Err(Error::Saturated { pool: self.config.name.clone(), max_queue_size: self.config.max_queue_size });
+            }
+            Acquire::Queued(ticket, rx) => (ticket, rx),
+        };
+        let enqueued = Instant::now();
+        let outcome = tokio::time::timeout(self.config.queue_timeout, &mut rx).await;
+        match outcome {
+            Ok(Ok((id, worker))) => Ok(Lease { inner: self, id, worker }),
+            Ok(Err(_)) => Err(Error::pool(format!("pool '{}' shut down while the request was queued", self.config.name))),
+            Err(_) => {
+                let cancelled = self.scheduler.lock().map(|mut s| s.cancel(ticket)).unwrap_or(true);
+                if !cancelled {
+                    // Handed a worker in the same instant the timer fired: use it, answer once.
+                    if let Ok((id, worker)) = rx.try_recv() {
+                        return Ok(Lease { inner: self, id, worker });
+                    }
+                }
+                self.counters.queue_timeouts.fetch_add(1, Ordering::Relaxed);
+                let no_workers = self.scheduler.lock().map(|s| s.worker_count() == 0).unwrap_or(false);
+                let start_error = self.last_start_error.lock().ok().and_then(|e| e.clone());
+                match (no_workers, start_error) {
+                    (true, Some(why)) => Err(Error::pool(format!("no worker of pool '{}' is running: {why}", self.config.name))),
+                    _ => Err(Error::QueueTimeout { pool: self.config.name.clone(), waited: enqueued.elapsed() }),
+                }
+            }
+        }
+    }
+
+    fn next_worker_id(&self) -> WorkerId {
+        WorkerId::for_pool(&self.config.name, self.next_index.fetch_add(1, Ordering::Relaxed) as usize)
+    }
+
+    fn spec(&self, id: WorkerId) -> WorkerSpec {
+        WorkerSpec { id, pool: self.config.clone(), python: self.python.clone() }
+    }
+
+    /// Starts one worker; on success registers it and starts its monitor.
+    async fn start_one(self: &Arc<Self>, id: WorkerId) -> Result<(), Error> {
+        let started = Instant::now();
+        let worker = match Worker::start(self.spec(id.clone()), self.run.clone()).await {
+            Ok(w) => Arc::new(w),
+            Err(e) => {
+                tracing::warn!(pool = %self.config.name, worker = %id, error = %e, "worker failed to start");
+                if let Ok(mut last) = self.last_start_error.lock() {
+                    *last = Some(e.to_string());
+                }
+                return Err(e);
+            }
+        };
+        if self.is_shutting_down() {
+            worker.stop().await;
+            return Ok(());
+        }
+        tracing::info!(target: "snakepit::pool", pool = %self.config.name, worker = %id, pid = worker.pid(), duration_ms = started.elapsed().as_millis() as u64, "worker spawned");
+        if let Ok(mut s) = self.scheduler.lock() {
+            s.add_worker(id.clone(), worker.clone(), self.config.capacity_per_worker());
+            self.ready_workers.send_replace(s.worker_count());
+        }
+        let monitor = tokio::spawn(monitor(self.clone(), id, worker));
+        self.track(monitor);
+        Ok(())
+    }
+
+    /// Keeps trying to bring a worker up, backing off while start-up keeps failing.
+    ///
+    /// Boxed because start-up, monitoring and replacement refer to each other.
+    fn start_with_retry(self: Arc<Self>) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        Box::pin(async move {
+            let mut backoff = Duration::from_millis(100);
+            while !self.is_shutting_down() {
+                let id = self.next_worker_id();
+                if self.start_one(id).await.is_ok() {
+                    return;
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_RESTART_BACKOFF);
+            }
+        })
+    }
+
+    async fn shutdown(self: &Arc<Self>) {
+        if self.shutting_down.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        self.abort_tasks();
+        let workers = match self.scheduler.lock() {
+            Ok(mut s) => s.drain_workers(),
+            Err(_) => Vec::new(),
+        };
+        self.ready_workers.send_replace(0);
+        futures::future::join_all(workers.iter().map(|w| w.stop())).await;
+        tracing::info!(pool = %self.config.name, stopped = workers.len(), "pool shut down");
+    }
+}
+
+async fn initial_startup(inner: Arc<Inner>) {
+    let size = inner.config.pool_size;
+    let batch = inner.config.startup_batch_size.max(1);
+    let mut started = 0;
+    while started < size && !inner.is_shutting_down() {
+        let n = batch.min(size - started);
+        let ids: Vec<WorkerId> = (0..n).map(|_| inner.next_worker_id()).collect();
+        let results = futures::future::join_all(ids.into_iter().map(|id| {
+            let inner = inner.clone();
+            async move { inner.start_one(id).await }
+        }))
+        .await;
+        for _ in results.iter().filter(|r| r.is_err()) {
+            let retry = tokio::spawn(inner.clone().start_with_retry());
+            inner.track(retry);
+        }
+        started += n;
+        if started < size {
+            tokio::time::sleep(inner.config.startup_batch_delay).await;
+        }
+    }
+    inner.initial_round_done.send_replace(true);
+}
+
+/// Waits for a worker's process to end; unless the pool is stopping, replaces it.
+async fn monitor(inner: Arc<Inner>, id: WorkerId, worker: Arc<Worker>) {
+    let exit = worker.exited().await;
+    if inner.is_shutting_down() {
+        return;
+    }
+    tracing::warn!(target: "snakepit::pool", pool = %inner.config.name, worker = %id, pid = worker.pid(), exit = %exit.description, "worker exited; replacing it");
+    inner.counters.worker_restarts.fetch_add(1, Ordering::Relaxed);
+    if let Ok(mut s) = inner.scheduler.lock() {
+        s.remove_worker(&id);
+        inner.ready_workers.send_replace(s.worker_count());
+    }
+    drop(worker);
+    let replacement = tokio::spawn(inner.clone().start_with_retry());
+    inner.track(replacement);
+}

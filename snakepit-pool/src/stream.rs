@@ -1,0 +1,68 @@
+//! A worker's chunk stream that holds its lease and enforces the stream's overall deadline.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures::Stream;
+use snakepit_core::{Chunk, ChunkStream, Error};
+use tokio::time::{Instant, Sleep};
+
+use crate::pool::Lease;
+
+pin_project_lite::pin_project! {
+    /// Yields the worker's chunks until the final one; past the deadline, one timeout error.
+    pub(crate) struct LeasedStream {
+        inner: ChunkStream,
+        lease: Option<Lease>,
+        #[pin]
+        deadline: Sleep,
+        timeout: Duration,
+        tool: String,
+        done: bool,
+    }
+}
+
+impl LeasedStream {
+    pub(crate) fn new(inner: ChunkStream, lease: Lease, deadline: Instant, timeout: Duration, tool: String) -> Self {
+        Self { inner, lease: Some(lease), deadline: tokio::time::sleep_until(deadline), timeout, tool, done: false }
+    }
+}
+
+impl Stream for LeasedStream {
+    type Item = Result<Chunk, Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.project();
+        if *this.done {
+            return Poll::Ready(None);
+        }
+        match this.inner.as_mut().poll_next(cx) {
+            Poll::Ready(item) => {
+                let end = match &item {
+                    None | Some(Err(_)) => true,
+                    Some(Ok(chunk)) => chunk.is_final,
+                };
+                if end {
+                    *this.done = true;
+                    // The worker is free as soon as the stream is complete, not when it is dropped.
+                    this.lease.take();
+                }
+                Poll::Ready(item)
+            }
+            Poll::Pending => match this.deadline.poll(cx) {
+                Poll::Ready(()) => {
+                    *this.done = true;
+                    if let Some(lease) = this.lease.take() {
+                        lease.retire_after_timeout();
+                        let op = format!("stream '{}' on worker {}", this.tool, lease.id);
+                        return Poll::Ready(Some(Err(Error::timeout(op, *this.timeout))));
+                    }
+                    Poll::Ready(None)
+                }
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+}

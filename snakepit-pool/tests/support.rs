@@ -1,0 +1,52 @@
+//! Shared support for the integration tests: real Python workers from the project's `.venv`.
+
+#![allow(dead_code, unreachable_pub, missing_docs)]
+
+use std::time::Duration;
+
+use snakepit_core::config::PoolConfig;
+use snakepit_pool::Pool;
+
+/// A showcase pool of `size` workers, configured by `tweak`, ready to serve.
+pub async fn ready_pool(size: usize, tweak: impl FnOnce(&mut PoolConfig)) -> Pool {
+    let mut config = PoolConfig::showcase(size);
+    config.heartbeat.enabled = false;
+    config.startup_timeout = Duration::from_secs(60);
+    tweak(&mut config);
+    let pool = Pool::start(config).await.expect("pool starts");
+    pool.await_ready(Duration::from_secs(90)).await.expect("workers become ready");
+    pool
+}
+
+/// Pids of live (non-zombie) processes whose command line mentions `needle`.
+pub fn processes_mentioning(needle: &str) -> Vec<u32> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else { return found };
+    for entry in entries.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
+        let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if text.contains(needle) {
+            let zombie = std::fs::read_to_string(entry.path().join("stat"))
+                .ok()
+                .and_then(|s| s.rsplit_once(')').map(|(_, rest)| rest.trim_start().starts_with('Z')))
+                .unwrap_or(false);
+            if !zombie {
+                found.push(pid);
+            }
+        }
+    }
+    found
+}
+
+/// Waits (polling, bounded) until `cond` holds; returns whether it did.
+pub async fn eventually(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + timeout;
+    while tokio::time::Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    cond()
+}

@@ -1,0 +1,193 @@
+//! The gRPC client of one worker, as a `tower::Service<ToolCall>` for unary calls plus streaming.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures::StreamExt;
+use hyper_util::rt::TokioIo;
+use snakepit_core::{ChunkStream, Error, Payload, ToolCall, WorkerId};
+use snakepit_proto::pb::{self, BridgeServiceClient};
+use snakepit_proto::{CORRELATION_METADATA_KEY, TOKEN_METADATA_KEY};
+use tonic::metadata::MetadataValue;
+use tonic::transport::{Channel, Endpoint, Uri};
+
+use crate::wire;
+
+/// Where a worker listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WorkerAddress {
+    /// A Unix domain socket path (the default).
+    Unix(std::path::PathBuf),
+    /// A TCP `host:port` (only when configured).
+    Tcp(String),
+}
+
+impl WorkerAddress {
+    /// Parses what a worker wrote to its ready file: `unix:/path`, `tcp:host:port`, or a bare port.
+    pub fn parse(text: &str) -> Option<Self> {
+        let text = text.trim();
+        if let Some(path) = text.strip_prefix("unix:") {
+            return Some(Self::Unix(path.into()));
+        }
+        if let Some(addr) = text.strip_prefix("tcp:") {
+            return Some(Self::Tcp(addr.to_owned()));
+        }
+        text.parse::<u16>().ok().filter(|p| *p != 0).map(|p| Self::Tcp(format!("127.0.0.1:{p}")))
+    }
+}
+
+/// Connects a channel to a worker.
+pub(crate) async fn connect(addr: &WorkerAddress) -> Result<Channel, tonic::transport::Error> {
+    match addr {
+        WorkerAddress::Tcp(hostport) => {
+            Endpoint::from_shared(format!("http://{hostport}"))?.tcp_nodelay(true).connect().await
+        }
+        WorkerAddress::Unix(path) => {
+            let path = path.clone();
+            // The URI is ignored by the connector; h2 only needs a valid authority.
+            Endpoint::from_static("http://localhost")
+                .connect_with_connector(tower::service_fn(move |_: Uri| {
+                    let path = path.clone();
+                    async move { tokio::net::UnixStream::connect(path).await.map(TokioIo::new) }
+                }))
+                .await
+        }
+    }
+}
+
+/// Tells a client whether its worker process has died (to report crashes as crashes).
+pub(crate) trait ExitProbe: Send + Sync + std::fmt::Debug {
+    /// Waits briefly for the process to end and describes how, or returns `None` if it lives.
+    fn crashed(&self) -> Pin<Box<dyn Future<Output = Option<String>> + Send + '_>>;
+}
+
+/// The gRPC client of one worker: cheap to clone, a `tower::Service` for unary calls.
+#[derive(Clone, Debug)]
+pub struct WorkerClient {
+    worker: WorkerId,
+    inner: BridgeServiceClient<Channel>,
+    token: Arc<MetadataValue<tonic::metadata::Ascii>>,
+    probe: Arc<dyn ExitProbe>,
+}
+
+impl WorkerClient {
+    pub(crate) fn new(worker: WorkerId, channel: Channel, token: &str, probe: Arc<dyn ExitProbe>) -> Result<Self, Error> {
+        let token = MetadataValue::try_from(token).map_err(|_| Error::pool("the run token is not valid ASCII metadata"))?;
+        let inner = BridgeServiceClient::new(channel)
+            .max_decoding_message_size(usize::MAX)
+            .max_encoding_message_size(usize::MAX);
+        Ok(Self { worker, inner, token: Arc::new(token), probe })
+    }
+
+    /// Returns the worker this client talks to.
+    pub fn worker_id(&self) -> &WorkerId {
+        &self.worker
+    }
+
+    fn request<T>(&self, msg: T, timeout: Option<Duration>, correlation_id: &str) -> tonic::Request<T> {
+        let mut req = tonic::Request::new(msg);
+        req.metadata_mut().insert(TOKEN_METADATA_KEY, (*self.token).clone());
+        if let Ok(v) = MetadataValue::try_from(correlation_id) {
+            req.metadata_mut().insert(CORRELATION_METADATA_KEY, v);
+        }
+        if let Some(t) = timeout {
+            // Sent as grpc-timeout, so the Python side sees its deadline.
+            req.set_timeout(t);
+        }
+        req
+    }
+
+    async fn map_status(&self, tool: &str, status: tonic::Status) -> Error {
+        if matches!(status.code(), tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled | tonic::Code::Internal)
+            && !status.message().trim_start().starts_with('{')
+        {
+            if let Some(how) = self.probe.crashed().await {
+                return Error::WorkerCrash { worker: self.worker.to_string(), message: format!("process ended ({how}) during call '{tool}'") };
+            }
+        }
+        wire::status_to_error(self.worker.as_str(), tool, &status)
+    }
+
+    /// Sends a `Ping` and returns the round-trip time.
+    pub async fn ping(&self) -> Result<Duration, Error> {
+        let started = std::time::Instant::now();
+        let req = self.request(pb::PingRequest { message: "ping".into() }, Some(Duration::from_secs(10)), "ping");
+        self.inner.clone().ping(req).await.map_err(|s| wire::status_to_error(self.worker.as_str(), "Ping", &s))?;
+        Ok(started.elapsed())
+    }
+
+    /// Runs one tool call.
+    pub async fn execute(&self, call: ToolCall) -> Result<Payload, Error> {
+        let correlation = correlation_of(&call);
+        let timeout = call.deadline.or(call.options.timeout);
+        let req = self.request(wire::request_of(&call, false, &correlation), timeout, &correlation);
+        match self.inner.clone().execute_tool(req).await {
+            Ok(resp) => wire::payload_of(&call.tool, resp.into_inner()),
+            Err(status) => Err(self.map_status(&call.tool, status).await),
+        }
+    }
+
+    /// Runs a streaming tool; chunks are yielded as the worker sends them.
+    pub async fn execute_stream(&self, call: ToolCall) -> Result<ChunkStream, Error> {
+        let correlation = correlation_of(&call);
+        let timeout = call.deadline.or(call.options.timeout);
+        let req = self.request(wire::request_of(&call, true, &correlation), timeout, &correlation);
+        let stream = match self.inner.clone().execute_streaming_tool(req).await {
+            Ok(resp) => resp.into_inner(),
+            Err(status) => return Err(self.map_status(&call.tool, status).await),
+        };
+        let this = self.clone();
+        let tool = call.tool.clone();
+        let chunks = stream.then(move |item| {
+            let this = this.clone();
+            let tool = tool.clone();
+            async move {
+                match item {
+                    Ok(chunk) => Ok(wire::chunk_of(chunk)),
+                    Err(status) => Err(this.map_status(&tool, status).await),
+                }
+            }
+        });
+        Ok(Box::pin(chunks))
+    }
+}
+
+fn correlation_of(call: &ToolCall) -> String {
+    call.options.correlation_id.clone().unwrap_or_else(|| {
+        use rand::Rng;
+        format!("{:016x}", rand::thread_rng().gen::<u64>())
+    })
+}
+
+impl tower::Service<ToolCall> for WorkerClient {
+    type Response = Payload;
+    type Error = Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Payload, Error>> + Send + 'static>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        // HTTP/2 multiplexes; concurrency per worker is bounded by the pool's scheduler.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, call: ToolCall) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move { this.execute(call).await })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ready_file_addresses_parse() {
+        assert_eq!(WorkerAddress::parse("unix:/tmp/x.sock\n"), Some(WorkerAddress::Unix("/tmp/x.sock".into())));
+        assert_eq!(WorkerAddress::parse("tcp:127.0.0.1:5000"), Some(WorkerAddress::Tcp("127.0.0.1:5000".into())));
+        assert_eq!(WorkerAddress::parse("50051"), Some(WorkerAddress::Tcp("127.0.0.1:50051".into())));
+        assert_eq!(WorkerAddress::parse("0"), None);
+        assert_eq!(WorkerAddress::parse("garbage"), None);
+    }
+}

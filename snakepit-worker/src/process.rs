@@ -1,0 +1,157 @@
+//! One Python process: spawned in its own process group, output drained, exit watched, stopped for sure.
+
+use std::collections::VecDeque;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::process::Command;
+use tokio::sync::watch;
+
+/// Lines of stderr kept for error messages.
+const STDERR_TAIL_LINES: usize = 40;
+
+/// How a worker process ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExitInfo {
+    /// A readable description (`exit status: 1`, `signal: 9 (SIGKILL)`).
+    pub description: String,
+}
+
+/// A spawned process that is killed (with its whole group) when dropped.
+#[derive(Debug)]
+pub(crate) struct WorkerProcess {
+    pid: u32,
+    exit: watch::Receiver<Option<ExitInfo>>,
+    stderr_tail: Arc<Mutex<VecDeque<String>>>,
+}
+
+impl WorkerProcess {
+    /// Spawns `cmd` as the leader of a new process group, draining its stdout and stderr.
+    pub(crate) fn spawn(mut cmd: Command, label: &str) -> std::io::Result<Self> {
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+        let mut child = cmd.spawn()?;
+        let pid = child.id().ok_or_else(|| std::io::Error::other("child exited before its pid was read"))?;
+        let stderr_tail = Arc::new(Mutex::new(VecDeque::with_capacity(STDERR_TAIL_LINES)));
+        if let Some(out) = child.stdout.take() {
+            tokio::spawn(drain(out, label.to_owned(), "stdout", None));
+        }
+        if let Some(err) = child.stderr.take() {
+            tokio::spawn(drain(err, label.to_owned(), "stderr", Some(stderr_tail.clone())));
+        }
+        let (tx, exit) = watch::channel(None);
+        // The waiter owns the child and ends when the process does (Drop of the handle kills it).
+        tokio::spawn(async move {
+            let description = match child.wait().await {
+                Ok(status) => describe(status),
+                Err(e) => format!("wait failed: {e}"),
+            };
+            let _ = tx.send(Some(ExitInfo { description }));
+        });
+        Ok(Self { pid, exit, stderr_tail })
+    }
+
+    pub(crate) fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Returns how the process ended, or `None` while it runs.
+    pub(crate) fn exit_info(&self) -> Option<ExitInfo> {
+        self.exit.borrow().clone()
+    }
+
+    /// Waits until the process has ended.
+    pub(crate) async fn exited(&self) -> ExitInfo {
+        let mut rx = self.exit.clone();
+        loop {
+            if let Some(info) = rx.borrow_and_update().clone() {
+                return info;
+            }
+            if rx.changed().await.is_err() {
+                return rx.borrow().clone().unwrap_or(ExitInfo { description: "unknown exit".into() });
+            }
+        }
+    }
+
+    /// Returns the last lines the process wrote to stderr.
+    pub(crate) fn stderr_tail(&self) -> String {
+        self.stderr_tail
+            .lock()
+            .map(|t| t.iter().cloned().collect::<Vec<_>>().join("\n"))
+            .unwrap_or_default()
+    }
+
+    /// Sends a signal to the whole process group.
+    ///
+    /// The group id is the leader's pid; Linux does not reuse a pid while a group with that id
+    /// has members, so the signal cannot reach a stranger.
+    pub(crate) fn signal_group(&self, signal: Signal) {
+        let _ = killpg(Pid::from_raw(self.pid as i32), signal);
+    }
+
+    /// SIGTERM to the group, up to `grace` to exit, then SIGKILL; returns once the leader is gone.
+    pub(crate) async fn stop(&self, grace: Duration) -> ExitInfo {
+        if let Some(info) = self.exit_info() {
+            self.signal_group(Signal::SIGKILL);
+            return info;
+        }
+        self.signal_group(Signal::SIGTERM);
+        let info = match tokio::time::timeout(grace, self.exited()).await {
+            Ok(info) => info,
+            Err(_) => {
+                tracing::warn!(pid = self.pid, grace_ms = grace.as_millis() as u64, "worker ignored SIGTERM; sending SIGKILL");
+                self.signal_group(Signal::SIGKILL);
+                self.exited().await
+            }
+        };
+        // Anything the worker forked into its group goes with it.
+        self.signal_group(Signal::SIGKILL);
+        info
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        // A dropped handle never leaves its process group behind.
+        self.signal_group(Signal::SIGKILL);
+    }
+}
+
+fn describe(status: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit status {code}"),
+        (None, Some(sig)) => match Signal::try_from(sig) {
+            Ok(s) => format!("killed by signal {sig} ({s})"),
+            Err(_) => format!("killed by signal {sig}"),
+        },
+        _ => status.to_string(),
+    }
+}
+
+async fn drain(
+    stream: impl AsyncRead + Unpin,
+    label: String,
+    which: &'static str,
+    tail: Option<Arc<Mutex<VecDeque<String>>>>,
+) {
+    let mut lines = BufReader::new(stream).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        tracing::debug!(target: "snakepit::python", worker = %label, stream = which, "{line}");
+        if let Some(tail) = &tail {
+            if let Ok(mut t) = tail.lock() {
+                if t.len() == STDERR_TAIL_LINES {
+                    t.pop_front();
+                }
+                t.push_back(line);
+            }
+        }
+    }
+}

@@ -1,0 +1,189 @@
+//! Value encoding of the bridge protocol and the one mapping from gRPC status to core errors.
+
+use prost_types::Any;
+use serde_json::Value;
+use snakepit_core::{Chunk, Error, Payload, PythonException, ToolCall};
+use snakepit_proto::pb;
+use snakepit_proto::TYPE_URL_PREFIX;
+use tonic::Code;
+
+/// The `snakepit.<type>` name of a JSON value, sent as a hint in the Any's `type_url`.
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::String(_) => "string",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+        Value::Number(_) => "float",
+        Value::Bool(_) => "boolean",
+        Value::Array(_) => "list",
+        Value::Object(_) | Value::Null => "map",
+    }
+}
+
+/// Encodes a JSON value as an Any whose `value` is its UTF-8 JSON.
+pub(crate) fn encode_value(v: &Value) -> Any {
+    Any {
+        type_url: format!("{TYPE_URL_PREFIX}{}", type_name(v)),
+        value: serde_json::to_vec(v).unwrap_or_else(|_| b"null".to_vec()),
+    }
+}
+
+/// Decodes an Any holding UTF-8 JSON; the `type_url` is only a hint.
+///
+/// Some servers send `google.protobuf.StringValue` or plain text: bytes that are not JSON
+/// come back as a JSON string rather than an error.
+pub(crate) fn decode_value(any: &Any) -> Value {
+    if any.value.is_empty() {
+        return Value::Null;
+    }
+    serde_json::from_slice(&any.value)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&any.value).into_owned()))
+}
+
+/// Builds the wire request of a tool call.
+pub(crate) fn request_of(call: &ToolCall, stream: bool, correlation_id: &str) -> pb::ExecuteToolRequest {
+    let mut metadata: std::collections::HashMap<String, String> =
+        call.metadata.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    metadata.insert("correlation_id".into(), correlation_id.to_owned());
+    if let Some(deadline) = call.deadline {
+        metadata.insert("deadline_ms".into(), deadline.as_millis().to_string());
+    }
+    pb::ExecuteToolRequest {
+        session_id: call.options.session_id.as_ref().map(|s| s.to_string()).unwrap_or_default(),
+        tool_name: call.tool.clone(),
+        parameters: call.args.iter().map(|(k, v)| (k.clone(), encode_value(v))).collect(),
+        metadata,
+        stream,
+        binary_parameters: call.binary_args.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+    }
+}
+
+/// Turns a unary response into a payload or the error it carries.
+pub(crate) fn payload_of(tool: &str, resp: pb::ExecuteToolResponse) -> Result<Payload, Error> {
+    if !resp.success {
+        return Err(tool_error(tool, &resp.error_message));
+    }
+    let json = resp.result.as_ref().map(decode_value).unwrap_or(Value::Null);
+    let binary = (!resp.binary_result.is_empty()).then_some(resp.binary_result);
+    Ok(Payload { json, binary })
+}
+
+/// Turns a wire chunk into a core chunk: JSON when it parses, raw bytes always.
+pub(crate) fn chunk_of(c: pb::ToolChunk) -> Chunk {
+    let json = if c.data.is_empty() { None } else { serde_json::from_slice(&c.data).ok() };
+    Chunk {
+        id: c.chunk_id,
+        json,
+        raw: c.data,
+        is_final: c.is_final,
+        metadata: c.metadata.into_iter().collect(),
+    }
+}
+
+/// Maps a worker's error message (the JSON error object or plain text) to a typed error.
+///
+/// `UnknownToolError` and `InvalidArgumentsError` are the caller's mistakes (validation);
+/// every other exception type is a Python exception with its type, message and traceback.
+pub(crate) fn tool_error(tool: &str, message: &str) -> Error {
+    let Ok(Value::Object(obj)) = serde_json::from_str::<Value>(message) else {
+        return Error::Python(Box::new(PythonException {
+            exception_type: "Exception".into(),
+            message: message.to_owned(),
+            traceback: String::new(),
+            tool: Some(tool.to_owned()),
+        }));
+    };
+    let field = |k: &str| obj.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
+    let exception_type = field("type");
+    let text = field("message");
+    match exception_type.as_str() {
+        "UnknownToolError" => Error::validation("tool name", text),
+        "InvalidArgumentsError" => Error::validation(format!("arguments of tool '{tool}'"), text),
+        _ => {
+            let traceback = match obj.get("traceback") {
+                Some(Value::String(s)) => s.clone(),
+                _ => obj
+                    .get("stacktrace")
+                    .and_then(Value::as_array)
+                    .map(|lines| lines.iter().filter_map(Value::as_str).collect::<Vec<_>>().join("\n"))
+                    .unwrap_or_default(),
+            };
+            Error::Python(Box::new(PythonException {
+                exception_type: if exception_type.is_empty() { "Exception".into() } else { exception_type },
+                message: text,
+                traceback,
+                tool: Some(tool.to_owned()),
+            }))
+        }
+    }
+}
+
+/// The one place a `tonic::Status` becomes a core error.
+///
+/// Status details or messages holding the JSON error object (mid-stream failures, unknown
+/// streaming tools) become the same typed errors as unary failures.
+pub(crate) fn status_to_error(worker: &str, tool: &str, status: &tonic::Status) -> Error {
+    let details = std::str::from_utf8(status.details()).unwrap_or_default();
+    let json_text = [details, status.message()]
+        .into_iter()
+        .find(|s| s.trim_start().starts_with('{'));
+    match status.code() {
+        Code::DeadlineExceeded => Error::timeout(format!("call '{tool}' on worker {worker}"), Default::default()),
+        Code::Unauthenticated => Error::worker(worker, format!("worker rejected the run token: {}", status.message())),
+        Code::Unimplemented => Error::worker(worker, format!("worker does not implement this call: {}", status.message())),
+        Code::InvalidArgument | Code::NotFound | Code::Internal | Code::Unknown | Code::FailedPrecondition
+            if json_text.is_some() =>
+        {
+            tool_error(tool, json_text.unwrap_or_default())
+        }
+        code => Error::transport(
+            format!("gRPC call '{tool}' to worker {worker} failed: {code:?}: {}", status.message()),
+            Some(code as i32),
+            Some(Box::new(status.clone())),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use snakepit_core::ErrorKind;
+
+    #[test]
+    fn values_round_trip_with_type_hints() {
+        for v in [json!("s"), json!(5), json!(2.5), json!(true), json!([1, 2]), json!({"a": 1}), Value::Null] {
+            let any = encode_value(&v);
+            assert!(any.type_url.starts_with(TYPE_URL_PREFIX));
+            assert_eq!(decode_value(&any), v);
+        }
+        assert_eq!(encode_value(&json!(5)).type_url, "type.googleapis.com/snakepit.integer");
+    }
+
+    #[test]
+    fn non_json_values_decode_as_strings() {
+        let any = Any { type_url: "type.googleapis.com/google.protobuf.StringValue".into(), value: b"hello".to_vec() };
+        assert_eq!(decode_value(&any), json!("hello"));
+    }
+
+    #[test]
+    fn error_objects_become_typed_errors() {
+        let msg = json!({"type": "ValueError", "message": "bad", "stacktrace": ["a", "b"], "context": {}}).to_string();
+        let err = tool_error("fail", &msg);
+        let py = err.python_exception().unwrap();
+        assert_eq!(py.exception_type, "ValueError");
+        assert_eq!(py.message, "bad");
+        assert_eq!(py.traceback, "a\nb");
+        assert_eq!(tool_error("x", r#"{"type":"UnknownToolError","message":"no tool 'x'"}"#).kind(), ErrorKind::Validation);
+        assert_eq!(tool_error("x", "plain text").kind(), ErrorKind::PythonException);
+    }
+
+    #[test]
+    fn statuses_map_by_code() {
+        let s = tonic::Status::unavailable("gone");
+        assert_eq!(status_to_error("w", "t", &s).kind(), ErrorKind::Transport);
+        let s = tonic::Status::internal(r#"{"type":"RuntimeError","message":"mid-stream"}"#);
+        assert_eq!(status_to_error("w", "t", &s).kind(), ErrorKind::PythonException);
+        let s = tonic::Status::deadline_exceeded("late");
+        assert_eq!(status_to_error("w", "t", &s).kind(), ErrorKind::Timeout);
+    }
+}

@@ -1,0 +1,277 @@
+//! A started worker: its process, its client and its heartbeat, stopped together.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use snakepit_core::config::{HeartbeatConfig, PoolConfig, WorkerProfile};
+use snakepit_core::{ChunkStream, Error, Payload, ToolCall, WorkerId};
+use tokio::process::Command;
+use tokio::task::JoinHandle;
+
+use crate::client::{connect, ExitProbe, WorkerAddress, WorkerClient};
+use crate::process::{ExitInfo, WorkerProcess};
+use crate::run::RunContext;
+
+/// Environment variable carrying the run token to the worker (never the command line).
+pub const TOKEN_ENV_VAR: &str = "SNAKEPIT_AUTH_TOKEN";
+
+/// The thread-limit variables set to "1" for process-profile workers (merged under `adapter_env`).
+const THREAD_LIMIT_VARS: &[&str] =
+    &["OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS", "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS"];
+
+/// What to start: one worker of a pool.
+#[derive(Debug, Clone)]
+pub struct WorkerSpec {
+    /// The worker's id.
+    pub id: WorkerId,
+    /// The pool's configuration (adapter, environment, timeouts, heartbeat).
+    pub pool: PoolConfig,
+    /// The interpreter to run.
+    pub python: PathBuf,
+}
+
+impl WorkerSpec {
+    /// Builds the command line and environment of the worker (without spawning it).
+    pub fn command(&self, run: &RunContext, socket: &std::path::Path, ready_file: &std::path::Path) -> Command {
+        let pool = &self.pool;
+        let mut cmd = Command::new(&self.python);
+        match &pool.server_script {
+            Some(script) => cmd.arg(script),
+            None => cmd.arg("-m").arg(&pool.server_module),
+        };
+        cmd.args(&pool.adapter_args)
+            .arg("--address")
+            .arg(format!("unix:{}", socket.display()))
+            .arg("--snakepit-run-id")
+            .arg(run.run_id().as_str())
+            .arg("--worker-id")
+            .arg(self.id.as_str())
+            .arg("--shutdown-grace-ms")
+            .arg(pool.graceful_shutdown_timeout.as_millis().to_string());
+        if pool.worker_profile == WorkerProfile::Thread {
+            cmd.args(["--mode", "threaded", "--max-workers"]).arg(pool.threads_per_worker.to_string());
+        }
+        if pool.worker_profile == WorkerProfile::Process {
+            for var in THREAD_LIMIT_VARS {
+                cmd.env(var, "1");
+            }
+        }
+        cmd.env("GRPC_POLL_STRATEGY", "poll")
+            .env("PYTHONUNBUFFERED", "1")
+            .env("SNAKEPIT_OTEL_CONSOLE", "false")
+            .env("SNAKEPIT_READY_FILE", ready_file)
+            .env(TOKEN_ENV_VAR, run.token())
+            .env("SNAKEPIT_PROCESS_GROUP", "0")
+            .env("SNAKEPIT_PARENT_PID", std::process::id().to_string())
+            .env("SNAKEPIT_PYTHON", &self.python)
+            .envs(&pool.adapter_env);
+        cmd
+    }
+}
+
+/// One running Python worker. Dropping it kills its process group.
+#[derive(Debug)]
+pub struct Worker {
+    id: WorkerId,
+    process: Arc<WorkerProcess>,
+    client: WorkerClient,
+    started_at: Instant,
+    grace: Duration,
+    heartbeat: Option<JoinHandle<()>>,
+}
+
+#[derive(Debug)]
+struct ProcessProbe(Arc<WorkerProcess>);
+
+impl ExitProbe for ProcessProbe {
+    fn crashed(&self) -> Pin<Box<dyn Future<Output = Option<String>> + Send + '_>> {
+        Box::pin(async move {
+            // A broken connection shows up a moment before the exit is reaped.
+            tokio::time::timeout(Duration::from_millis(250), self.0.exited()).await.ok().map(|e| e.description)
+        })
+    }
+}
+
+impl Worker {
+    /// Starts the worker and returns once it is ready to serve (its ready file appeared and it answers Ping).
+    ///
+    /// Fails after `pool_startup_timeout`, or as soon as the process exits, with an error that
+    /// includes the worker's captured stderr.
+    pub async fn start(spec: WorkerSpec, run: Arc<RunContext>) -> Result<Self, Error> {
+        let socket = run.dir().join(format!("{}.sock", spec.id));
+        let ready_file = run.dir().join(format!("{}.ready", spec.id));
+        let _ = std::fs::remove_file(&socket);
+        let _ = std::fs::remove_file(&ready_file);
+        let cmd = spec.command(&run, &socket, &ready_file);
+        let process = WorkerProcess::spawn(cmd, spec.id.as_str()).map_err(|e| Error::Worker {
+            worker: spec.id.to_string(),
+            message: format!("cannot start {} ({e}); set SNAKEPIT_PYTHON or python_executable", spec.python.display()),
+            source: Some(Box::new(e)),
+        })?;
+        let process = Arc::new(process);
+        let timeout = spec.pool.startup_timeout;
+        let started_at = Instant::now();
+        let address = match tokio::time::timeout(timeout, wait_ready(&process, &ready_file)).await {
+            Ok(Ok(addr)) => addr,
+            Ok(Err(exit)) => {
+                return Err(Error::worker(
+                    &spec.id,
+                    format!("exited during start-up ({}); stderr:\n{}", exit.description, process.stderr_tail()),
+                ))
+            }
+            Err(_) => {
+                process.stop(Duration::from_millis(500)).await;
+                return Err(Error::worker(
+                    &spec.id,
+                    format!(
+                        "not ready within pool_startup_timeout ({} ms); stderr:\n{}",
+                        timeout.as_millis(),
+                        process.stderr_tail()
+                    ),
+                ));
+            }
+        };
+        let _ = std::fs::remove_file(&ready_file);
+        let remaining = timeout.saturating_sub(started_at.elapsed()).max(Duration::from_millis(100));
+        let channel = tokio::time::timeout(remaining, connect(&address))
+            .await
+            .map_err(|_| Error::timeout(format!("connecting to worker {}", spec.id), timeout))?
+            .map_err(|e| Error::Worker {
+                worker: spec.id.to_string(),
+                message: format!("cannot connect to {address:?}: {e}"),
+                source: Some(Box::new(e)),
+            })?;
+        let client = WorkerClient::new(spec.id.clone(), channel, run.token(), Arc::new(ProcessProbe(process.clone())))?;
+        client.ping().await?;
+        let heartbeat = spec
+            .pool
+            .heartbeat
+            .enabled
+            .then(|| tokio::spawn(heartbeat(client.clone(), process.clone(), spec.pool.heartbeat.clone())));
+        tracing::debug!(worker = %spec.id, pid = process.pid(), elapsed_ms = started_at.elapsed().as_millis() as u64, "worker ready");
+        Ok(Self {
+            id: spec.id,
+            process,
+            client,
+            started_at,
+            grace: spec.pool.graceful_shutdown_timeout,
+            heartbeat,
+        })
+    }
+
+    /// Returns the worker's id.
+    pub fn id(&self) -> &WorkerId {
+        &self.id
+    }
+
+    /// Returns the OS pid of the worker process (also its process group id).
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+
+    /// Returns how long ago the worker started.
+    pub fn uptime(&self) -> Duration {
+        self.started_at.elapsed()
+    }
+
+    /// Returns a clone of the worker's gRPC client (a `tower::Service<ToolCall>`).
+    pub fn client(&self) -> WorkerClient {
+        self.client.clone()
+    }
+
+    /// Runs one tool call on this worker.
+    pub async fn execute(&self, call: ToolCall) -> Result<Payload, Error> {
+        self.client.execute(call).await
+    }
+
+    /// Runs a streaming tool on this worker.
+    pub async fn execute_stream(&self, call: ToolCall) -> Result<ChunkStream, Error> {
+        self.client.execute_stream(call).await
+    }
+
+    /// Returns how the process ended, or `None` while it runs.
+    pub fn exit_info(&self) -> Option<ExitInfo> {
+        self.process.exit_info()
+    }
+
+    /// Waits until the process ends (crash, kill, or stop).
+    pub async fn exited(&self) -> ExitInfo {
+        self.process.exited().await
+    }
+
+    /// Kills the worker's process group at once (SIGKILL).
+    pub fn kill(&self) {
+        self.process.signal_group(Signal::SIGKILL);
+    }
+
+    /// Stops gracefully: SIGTERM, up to `graceful_shutdown_timeout` for Python to finish, then SIGKILL.
+    ///
+    /// Returns once the process is gone.
+    pub async fn stop(&self) -> ExitInfo {
+        if let Some(h) = &self.heartbeat {
+            h.abort();
+        }
+        self.process.stop(self.grace).await
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        if let Some(h) = &self.heartbeat {
+            h.abort();
+        }
+    }
+}
+
+async fn wait_ready(process: &WorkerProcess, ready_file: &std::path::Path) -> Result<WorkerAddress, ExitInfo> {
+    let mut tick = tokio::time::interval(Duration::from_millis(5));
+    loop {
+        tokio::select! {
+            exit = process.exited() => return Err(exit),
+            _ = tick.tick() => {
+                if let Ok(text) = tokio::fs::read_to_string(ready_file).await {
+                    if let Some(addr) = WorkerAddress::parse(&text) {
+                        return Ok(addr);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Pings the worker every interval; after `max_missed_heartbeats` misses a dependent worker is killed.
+async fn heartbeat(client: WorkerClient, process: Arc<WorkerProcess>, cfg: HeartbeatConfig) {
+    tokio::time::sleep(cfg.initial_delay).await;
+    let mut missed = 0u32;
+    let mut tick = tokio::time::interval(cfg.ping_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if process.exit_info().is_some() {
+            return;
+        }
+        match tokio::time::timeout(cfg.timeout, client.ping()).await {
+            Ok(Ok(_)) => missed = 0,
+            outcome => {
+                missed += 1;
+                let reason = match outcome {
+                    Ok(Err(e)) => e.to_string(),
+                    _ => format!("no pong within {} ms", cfg.timeout.as_millis()),
+                };
+                tracing::warn!(target: "snakepit::heartbeat", worker = %client.worker_id(), missed, reason = %reason, "heartbeat missed");
+                if missed >= cfg.max_missed_heartbeats {
+                    if cfg.dependent {
+                        tracing::error!(target: "snakepit::heartbeat", worker = %client.worker_id(), "worker unresponsive; killing it");
+                        process.signal_group(Signal::SIGKILL);
+                        return;
+                    }
+                    missed = 0;
+                }
+            }
+        }
+    }
+}
