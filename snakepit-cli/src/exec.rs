@@ -43,28 +43,44 @@ pub(crate) async fn run(a: ExecArgs) -> Result<(), CliError> {
     let args: serde_json::Value = serde_json::from_str(&a.args)
         .map_err(|e| CliError::usage(format!("--args is not valid JSON ({e}): {}", a.args)))?;
     if !args.is_object() {
-        return Err(CliError::usage(format!("--args must be a JSON object of keyword arguments, got {}", a.args)));
+        return Err(CliError::usage(format!(
+            "--args must be a JSON object of keyword arguments, got {}",
+            a.args
+        )));
     }
     let config = match &a.config {
         Some(path) => SnakepitConfig::from_file(path),
         None => Ok(SnakepitConfig::embedded_default()),
     }
     .map_err(|e| CliError::usage(e.to_string()))?;
-    let mut pool_config = config.pool_config(&a.pool).map_err(|e| CliError::usage(e.to_string()))?;
+    let mut pool_config = config
+        .pool_config(&a.pool)
+        .map_err(|e| CliError::usage(e.to_string()))?;
     if let Some(n) = a.pool_size {
         pool_config.pool_size = n;
     }
-    pool_config.validate().map_err(|e| CliError::usage(e.to_string()))?;
+    pool_config
+        .validate()
+        .map_err(|e| CliError::usage(e.to_string()))?;
     let ready_timeout = pool_config.startup_timeout + Duration::from_secs(5);
 
-    let pool = Pool::start(pool_config).await.map_err(|e| CliError::from_core(&e))?;
+    let pool = Pool::start(pool_config)
+        .await
+        .map_err(|e| CliError::from_core(&e))?;
     let result = call(&pool, &a, args, ready_timeout).await;
     pool.shutdown().await;
     result
 }
 
-async fn call(pool: &Pool, a: &ExecArgs, args: serde_json::Value, ready_timeout: Duration) -> Result<(), CliError> {
-    pool.await_ready(ready_timeout).await.map_err(|e| CliError::from_core(&e))?;
+async fn call(
+    pool: &Pool,
+    a: &ExecArgs,
+    args: serde_json::Value,
+    ready_timeout: Duration,
+) -> Result<(), CliError> {
+    pool.await_ready(ready_timeout)
+        .await
+        .map_err(|e| CliError::from_core(&e))?;
     let mut opts = CallOptions::default();
     if let Some(s) = &a.session {
         opts = opts.with_session(s.as_str());
@@ -73,7 +89,10 @@ async fn call(pool: &Pool, a: &ExecArgs, args: serde_json::Value, ready_timeout:
         opts = opts.with_timeout(Duration::from_millis(ms));
     }
     if a.stream {
-        let mut chunks = pool.execute_stream(&a.tool, args, opts).await.map_err(|e| CliError::from_core(&e))?;
+        let mut chunks = pool
+            .execute_stream(&a.tool, args, opts)
+            .await
+            .map_err(|e| CliError::from_core(&e))?;
         while let Some(chunk) = chunks.next().await {
             let chunk = chunk.map_err(|e| CliError::from_core(&e))?;
             if chunk.is_final && chunk.raw.is_empty() {
@@ -81,17 +100,24 @@ async fn call(pool: &Pool, a: &ExecArgs, args: serde_json::Value, ready_timeout:
             }
             let line = match &chunk.json {
                 Some(v) => v.to_string(),
-                None => serde_json::Value::String(String::from_utf8_lossy(&chunk.raw).into_owned()).to_string(),
+                None => serde_json::Value::String(String::from_utf8_lossy(&chunk.raw).into_owned())
+                    .to_string(),
             };
             println!("{line}");
         }
     } else {
-        let payload = pool.execute(&a.tool, args, opts).await.map_err(|e| CliError::from_core(&e))?;
+        let payload = pool
+            .execute(&a.tool, args, opts)
+            .await
+            .map_err(|e| CliError::from_core(&e))?;
         match payload.binary {
             Some(bytes) if payload.json.is_null() => {
                 println!("{}", serde_json::json!({ "binary_bytes": bytes.len() }));
             }
-            _ => println!("{}", serde_json::to_string_pretty(&payload.json).unwrap_or_default()),
+            _ => println!(
+                "{}",
+                serde_json::to_string_pretty(&payload.json).unwrap_or_default()
+            ),
         }
     }
     Ok(())

@@ -39,7 +39,10 @@ pub(crate) struct CliError {
 
 impl CliError {
     pub(crate) fn usage(message: impl Into<String>) -> Self {
-        Self { code: EXIT_USAGE, message: message.into() }
+        Self {
+            code: EXIT_USAGE,
+            message: message.into(),
+        }
     }
 
     /// Classifies a library error: the tool's fault, the caller's config, or the infrastructure.
@@ -64,7 +67,10 @@ impl CliError {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     snakepit_telemetry::init_tracing(snakepit_telemetry::LogLevel::default());
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("snakepit: cannot start the async runtime: {e}");

@@ -14,9 +14,16 @@ pub(crate) struct SetupArgs {
 }
 
 pub(crate) async fn run(args: SetupArgs) -> Result<(), CliError> {
-    let venv = default_venv_dir().ok_or_else(|| CliError::usage("cannot locate the workspace root"))?;
-    let mode = if args.force { SetupMode::Force } else { SetupMode::IfNeeded };
-    let python = setup_venv(&venv, mode).await.map_err(|e| CliError::from_core(&e))?;
+    let venv =
+        default_venv_dir().ok_or_else(|| CliError::usage("cannot locate the workspace root"))?;
+    let mode = if args.force {
+        SetupMode::Force
+    } else {
+        SetupMode::IfNeeded
+    };
+    let python = setup_venv(&venv, mode)
+        .await
+        .map_err(|e| CliError::from_core(&e))?;
     println!("{}", python.display());
     Ok(())
 }

@@ -1,36 +1,81 @@
 //! The `snakepit` binary end to end: results on stdout, exit codes by failure class.
 
+#![allow(clippy::unwrap_used)]
+
 use std::process::Command;
 
 fn snakepit(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_snakepit")).args(args).output().expect("run snakepit")
+    Command::new(env!("CARGO_BIN_EXE_snakepit"))
+        .args(args)
+        .output()
+        .expect("run snakepit")
 }
 
 #[test]
 fn exec_ping_prints_pong() {
     let out = snakepit(&["exec", "ping", "--pool-size", "1"]);
-    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["message"], "pong");
 }
 
 #[test]
 fn exec_add_with_args_and_stream_lines() {
-    let out = snakepit(&["exec", "add", "--args", r#"{"a": 2, "b": 40}"#, "--pool-size", "1"]);
-    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    let out = snakepit(&[
+        "exec",
+        "add",
+        "--args",
+        r#"{"a": 2, "b": 40}"#,
+        "--pool-size",
+        "1",
+    ]);
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "42");
-    let out = snakepit(&["exec", "stream_progress", "--stream", "--args", r#"{"steps": 3, "delay_ms": 1}"#, "--pool-size", "1"]);
-    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    let out = snakepit(&[
+        "exec",
+        "stream_progress",
+        "--stream",
+        "--args",
+        r#"{"steps": 3, "delay_ms": 1}"#,
+        "--pool-size",
+        "1",
+    ]);
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(lines.iter().map(|v| v["step"].as_i64().unwrap()).collect::<Vec<_>>(), vec![1, 2, 3]);
+    assert_eq!(
+        lines
+            .iter()
+            .map(|v| v["step"].as_i64().unwrap())
+            .collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
 }
 
 #[test]
 fn exit_codes_distinguish_tool_usage_and_infrastructure_errors() {
-    let tool = snakepit(&["exec", "fail", "--args", r#"{"message": "nope"}"#, "--pool-size", "1"]);
+    let tool = snakepit(&[
+        "exec",
+        "fail",
+        "--args",
+        r#"{"message": "nope"}"#,
+        "--pool-size",
+        "1",
+    ]);
     assert_eq!(tool.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&tool.stderr).contains("ValueError: nope"));
 
@@ -42,6 +87,11 @@ fn exit_codes_distinguish_tool_usage_and_infrastructure_errors() {
     let cfg = dir.path().join("bad.toml");
     std::fs::write(&cfg, "[[pools]]\nname = \"default\"\npool_size = 1\nadapter_spec = \"no_such_mod.Adapter\"\npool_startup_timeout = 20000\n").unwrap();
     let infra = snakepit(&["exec", "ping", "--config", cfg.to_str().unwrap()]);
-    assert_eq!(infra.status.code(), Some(3), "stderr: {}", String::from_utf8_lossy(&infra.stderr));
+    assert_eq!(
+        infra.status.code(),
+        Some(3),
+        "stderr: {}",
+        String::from_utf8_lossy(&infra.stderr)
+    );
     assert!(String::from_utf8_lossy(&infra.stderr).contains("no_such_mod"));
 }

@@ -233,7 +233,11 @@ impl Error {
     }
 
     /// Builds a [`Error::Transport`].
-    pub fn transport(message: impl Into<String>, grpc_code: Option<i32>, source: Option<BoxError>) -> Self {
+    pub fn transport(
+        message: impl Into<String>,
+        grpc_code: Option<i32>,
+        source: Option<BoxError>,
+    ) -> Self {
         Error::Transport {
             message: message.into(),
             grpc_code,
@@ -309,7 +313,10 @@ mod tests {
             traceback: String::new(),
             tool: Some("fail".into()),
         }));
-        assert_eq!(e.to_string(), "python exception: ValueError: bad (in tool 'fail')");
+        assert_eq!(
+            e.to_string(),
+            "python exception: ValueError: bad (in tool 'fail')"
+        );
         assert_eq!(e.kind(), ErrorKind::PythonException);
     }
 }

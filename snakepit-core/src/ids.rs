@@ -98,7 +98,9 @@ impl RunId {
 
     /// Tells whether `s` has the shape of a run id (7 lowercase base-36 characters).
     pub fn is_well_formed(s: &str) -> bool {
-        s.len() == 7 && s.bytes().all(|b| b.is_ascii_digit() || b.is_ascii_lowercase())
+        s.len() == 7
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase())
     }
 }
 
@@ -116,6 +118,9 @@ mod tests {
 
     #[test]
     fn worker_ids_name_their_pool() {
-        assert_eq!(WorkerId::for_pool("default", 3).as_str(), "default_worker_3");
+        assert_eq!(
+            WorkerId::for_pool("default", 3).as_str(),
+            "default_worker_3"
+        );
     }
 }

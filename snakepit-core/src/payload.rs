@@ -159,6 +159,9 @@ mod tests {
         assert_eq!(err.kind(), ErrorKind::Validation);
         assert!(err.to_string().contains("[1,2]"), "{err}");
         assert!(ToolCall::new("echo", Value::Null).is_ok());
-        assert_eq!(ToolCall::new(" ", json!({})).unwrap_err().kind(), ErrorKind::Validation);
+        assert_eq!(
+            ToolCall::new(" ", json!({})).unwrap_err().kind(),
+            ErrorKind::Validation
+        );
     }
 }

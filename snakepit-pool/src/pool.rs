@@ -44,7 +44,10 @@ pub struct Pool {
 
 impl std::fmt::Debug for Pool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pool").field("name", &self.inner.config.name).field("run_id", self.inner.run.run_id()).finish()
+        f.debug_struct("Pool")
+            .field("name", &self.inner.config.name)
+            .field("run_id", self.inner.run.run_id())
+            .finish()
     }
 }
 
@@ -93,7 +96,8 @@ impl Pool {
     /// if missing) before anything starts.
     pub async fn start(config: PoolConfig) -> Result<Self, Error> {
         config.validate()?;
-        let python = snakepit_worker::python_env::ensure_python(config.python_executable.as_deref()).await?;
+        let python =
+            snakepit_worker::python_env::ensure_python(config.python_executable.as_deref()).await?;
         let run = RunContext::new()?;
         let inner = Arc::new(Inner {
             scheduler: Mutex::new(Scheduler::new(config.max_queue_size)),
@@ -143,8 +147,17 @@ impl Pool {
                     return Ok(());
                 }
                 if *round.borrow_and_update() && *ready.borrow() == 0 {
-                    let why = self.inner.last_start_error.lock().ok().and_then(|e| e.clone()).unwrap_or_default();
-                    return Err(Error::pool(format!("no worker of pool '{}' could start: {why}", self.inner.config.name)));
+                    let why = self
+                        .inner
+                        .last_start_error
+                        .lock()
+                        .ok()
+                        .and_then(|e| e.clone())
+                        .unwrap_or_default();
+                    return Err(Error::pool(format!(
+                        "no worker of pool '{}' could start: {why}",
+                        self.inner.config.name
+                    )));
                 }
                 tokio::select! {
                     r = ready.changed() => if r.is_err() { return Err(Error::pool("pool is gone")) },
@@ -156,8 +169,16 @@ impl Pool {
             Ok(r) => r,
             Err(_) => {
                 let have = *self.inner.ready_workers.borrow();
-                let why = self.inner.last_start_error.lock().ok().and_then(|e| e.clone());
-                let mut op = format!("waiting for pool '{}' ({have} of {target} workers ready)", self.inner.config.name);
+                let why = self
+                    .inner
+                    .last_start_error
+                    .lock()
+                    .ok()
+                    .and_then(|e| e.clone());
+                let mut op = format!(
+                    "waiting for pool '{}' ({have} of {target} workers ready)",
+                    self.inner.config.name
+                );
                 if let Some(why) = why {
                     op.push_str(&format!("; last start-up error: {why}"));
                 }
@@ -167,8 +188,14 @@ impl Pool {
     }
 
     /// Runs `tool` with JSON object `args` on a free worker (the session's own worker first).
-    pub async fn execute(&self, tool: &str, args: Value, opts: CallOptions) -> Result<Payload, Error> {
-        self.execute_call(ToolCall::new(tool, args)?.with_options(opts)).await
+    pub async fn execute(
+        &self,
+        tool: &str,
+        args: Value,
+        opts: CallOptions,
+    ) -> Result<Payload, Error> {
+        self.execute_call(ToolCall::new(tool, args)?.with_options(opts))
+            .await
     }
 
     /// Runs a prepared [`ToolCall`] (binary arguments, metadata).
@@ -177,7 +204,10 @@ impl Pool {
         counters.requests.fetch_add(1, Ordering::Relaxed);
         let result = async {
             let lease = self.inner.clone().checkout(&call).await?;
-            let timeout = call.options.timeout.unwrap_or(self.inner.config.execute_timeout);
+            let timeout = call
+                .options
+                .timeout
+                .unwrap_or(self.inner.config.execute_timeout);
             call.deadline = Some(call.deadline.map_or(timeout, |d| d.min(timeout)));
             match tokio::time::timeout(timeout, lease.worker.execute(call.clone())).await {
                 Ok(Err(e)) if e.kind() == snakepit_core::ErrorKind::WorkerCrash => {
@@ -187,7 +217,10 @@ impl Pool {
                 Ok(r) => r,
                 Err(_) => {
                     lease.retire_after_timeout();
-                    Err(Error::timeout(format!("call '{}' on worker {}", call.tool, lease.id), timeout))
+                    Err(Error::timeout(
+                        format!("call '{}' on worker {}", call.tool, lease.id),
+                        timeout,
+                    ))
                 }
             }
         }
@@ -202,23 +235,43 @@ impl Pool {
     ///
     /// The worker stays checked out until the stream ends or is dropped (dropping it cancels the
     /// call). The whole stream must finish within the call's timeout (default 300 s).
-    pub async fn execute_stream(&self, tool: &str, args: Value, opts: CallOptions) -> Result<ChunkStream, Error> {
+    pub async fn execute_stream(
+        &self,
+        tool: &str,
+        args: Value,
+        opts: CallOptions,
+    ) -> Result<ChunkStream, Error> {
         let mut call = ToolCall::new(tool, args)?.with_options(opts);
         let counters = &self.inner.counters;
         counters.requests.fetch_add(1, Ordering::Relaxed);
         let result = async {
             let lease = self.inner.clone().checkout(&call).await?;
-            let timeout = call.options.timeout.unwrap_or(self.inner.config.stream_timeout);
+            let timeout = call
+                .options
+                .timeout
+                .unwrap_or(self.inner.config.stream_timeout);
             call.deadline = Some(timeout);
             let deadline = tokio::time::Instant::now() + timeout;
-            let inner = match tokio::time::timeout_at(deadline, lease.worker.execute_stream(call.clone())).await {
-                Ok(r) => r?,
-                Err(_) => {
-                    lease.retire_after_timeout();
-                    return Err(Error::timeout(format!("stream '{}' on worker {}", call.tool, lease.id), timeout));
-                }
-            };
-            Ok(Box::pin(LeasedStream::new(inner, lease, deadline, timeout, call.tool.clone())) as ChunkStream)
+            let inner =
+                match tokio::time::timeout_at(deadline, lease.worker.execute_stream(call.clone()))
+                    .await
+                {
+                    Ok(r) => r?,
+                    Err(_) => {
+                        lease.retire_after_timeout();
+                        return Err(Error::timeout(
+                            format!("stream '{}' on worker {}", call.tool, lease.id),
+                            timeout,
+                        ));
+                    }
+                };
+            Ok(Box::pin(LeasedStream::new(
+                inner,
+                lease,
+                deadline,
+                timeout,
+                call.tool.clone(),
+            )) as ChunkStream)
         }
         .await;
         if result.is_err() {
@@ -234,15 +287,28 @@ impl Pool {
 
     /// Lists the live workers.
     pub fn list_workers(&self) -> Vec<WorkerInfo> {
-        let Ok(s) = self.inner.scheduler.lock() else { return Vec::new() };
+        let Ok(s) = self.inner.scheduler.lock() else {
+            return Vec::new();
+        };
         s.workers()
-            .map(|(id, w, load, capacity)| WorkerInfo { id: id.clone(), pid: w.pid(), load, capacity, uptime: w.uptime() })
+            .map(|(id, w, load, capacity)| WorkerInfo {
+                id: id.clone(),
+                pid: w.pid(),
+                load,
+                capacity,
+                uptime: w.uptime(),
+            })
             .collect()
     }
 
     /// Returns the worker a session is bound to, if it has one that still lives.
     pub fn session_worker(&self, session: &snakepit_core::SessionId) -> Option<WorkerId> {
-        self.inner.scheduler.lock().ok()?.session_worker(session).cloned()
+        self.inner
+            .scheduler
+            .lock()
+            .ok()?
+            .session_worker(session)
+            .cloned()
     }
 
     /// Stops every worker (SIGTERM, grace, SIGKILL) and returns once their processes are gone.
@@ -296,50 +362,97 @@ impl Inner {
     /// Takes a worker for `call`, queueing up to `pool_queue_timeout` when all are busy.
     async fn checkout(self: Arc<Self>, call: &ToolCall) -> Result<Lease, Error> {
         if self.is_shutting_down() {
-            return Err(Error::pool(format!("pool '{}' is shutting down", self.config.name)));
+            return Err(Error::pool(format!(
+                "pool '{}' is shutting down",
+                self.config.name
+            )));
         }
         let acquired = {
-            let mut s = self.scheduler.lock().map_err(|_| Error::pool("scheduler lock poisoned"))?;
+            let mut s = self
+                .scheduler
+                .lock()
+                .map_err(|_| Error::pool("scheduler lock poisoned"))?;
             s.acquire(call.options.session_id.as_ref())
         };
         let (ticket, mut rx) = match acquired {
-            Acquire::Ready((id, worker)) => return Ok(Lease { inner: self, id, worker }),
+            Acquire::Ready((id, worker)) => {
+                return Ok(Lease {
+                    inner: self,
+                    id,
+                    worker,
+                })
+            }
             Acquire::Saturated => {
                 self.counters.pool_saturated.fetch_add(1, Ordering::Relaxed);
-                return Err(Error::Saturated { pool: self.config.name.clone(), max_queue_size: self.config.max_queue_size });
+                return Err(Error::Saturated {
+                    pool: self.config.name.clone(),
+                    max_queue_size: self.config.max_queue_size,
+                });
             }
             Acquire::Queued(ticket, rx) => (ticket, rx),
         };
         let enqueued = Instant::now();
         let outcome = tokio::time::timeout(self.config.queue_timeout, &mut rx).await;
         match outcome {
-            Ok(Ok((id, worker))) => Ok(Lease { inner: self, id, worker }),
-            Ok(Err(_)) => Err(Error::pool(format!("pool '{}' shut down while the request was queued", self.config.name))),
+            Ok(Ok((id, worker))) => Ok(Lease {
+                inner: self,
+                id,
+                worker,
+            }),
+            Ok(Err(_)) => Err(Error::pool(format!(
+                "pool '{}' shut down while the request was queued",
+                self.config.name
+            ))),
             Err(_) => {
-                let cancelled = self.scheduler.lock().map(|mut s| s.cancel(ticket)).unwrap_or(true);
+                let cancelled = self
+                    .scheduler
+                    .lock()
+                    .map(|mut s| s.cancel(ticket))
+                    .unwrap_or(true);
                 if !cancelled {
                     // Handed a worker in the same instant the timer fired: use it, answer once.
                     if let Ok((id, worker)) = rx.try_recv() {
-                        return Ok(Lease { inner: self, id, worker });
+                        return Ok(Lease {
+                            inner: self,
+                            id,
+                            worker,
+                        });
                     }
                 }
                 self.counters.queue_timeouts.fetch_add(1, Ordering::Relaxed);
-                let no_workers = self.scheduler.lock().map(|s| s.worker_count() == 0).unwrap_or(false);
+                let no_workers = self
+                    .scheduler
+                    .lock()
+                    .map(|s| s.worker_count() == 0)
+                    .unwrap_or(false);
                 let start_error = self.last_start_error.lock().ok().and_then(|e| e.clone());
                 match (no_workers, start_error) {
-                    (true, Some(why)) => Err(Error::pool(format!("no worker of pool '{}' is running: {why}", self.config.name))),
-                    _ => Err(Error::QueueTimeout { pool: self.config.name.clone(), waited: enqueued.elapsed() }),
+                    (true, Some(why)) => Err(Error::pool(format!(
+                        "no worker of pool '{}' is running: {why}",
+                        self.config.name
+                    ))),
+                    _ => Err(Error::QueueTimeout {
+                        pool: self.config.name.clone(),
+                        waited: enqueued.elapsed(),
+                    }),
                 }
             }
         }
     }
 
     fn next_worker_id(&self) -> WorkerId {
-        WorkerId::for_pool(&self.config.name, self.next_index.fetch_add(1, Ordering::Relaxed) as usize)
+        WorkerId::for_pool(
+            &self.config.name,
+            self.next_index.fetch_add(1, Ordering::Relaxed) as usize,
+        )
     }
 
     fn spec(&self, id: WorkerId) -> WorkerSpec {
-        WorkerSpec { id, pool: self.config.clone(), python: self.python.clone() }
+        WorkerSpec {
+            id,
+            pool: self.config.clone(),
+            python: self.python.clone(),
+        }
     }
 
     /// Starts one worker; on success registers it and starts its monitor.
@@ -361,7 +474,11 @@ impl Inner {
         }
         tracing::info!(target: "snakepit::pool", pool = %self.config.name, worker = %id, pid = worker.pid(), duration_ms = started.elapsed().as_millis() as u64, "worker spawned");
         if let Ok(mut s) = self.scheduler.lock() {
-            s.add_worker(id.clone(), worker.clone(), self.config.capacity_per_worker());
+            s.add_worker(
+                id.clone(),
+                worker.clone(),
+                self.config.capacity_per_worker(),
+            );
             self.ready_workers.send_replace(s.worker_count());
         }
         let monitor = tokio::spawn(monitor(self.clone(), id, worker));
@@ -432,7 +549,10 @@ async fn monitor(inner: Arc<Inner>, id: WorkerId, worker: Arc<Worker>) {
         return;
     }
     tracing::warn!(target: "snakepit::pool", pool = %inner.config.name, worker = %id, pid = worker.pid(), exit = %exit.description, "worker exited; replacing it");
-    inner.counters.worker_restarts.fetch_add(1, Ordering::Relaxed);
+    inner
+        .counters
+        .worker_restarts
+        .fetch_add(1, Ordering::Relaxed);
     if let Ok(mut s) = inner.scheduler.lock() {
         s.remove_worker(&id);
         inner.ready_workers.send_replace(s.worker_count());

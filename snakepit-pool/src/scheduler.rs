@@ -45,15 +45,28 @@ pub(crate) struct Scheduler<W> {
 
 impl<W: Clone> Scheduler<W> {
     pub(crate) fn new(max_queue: usize) -> Self {
-        Self { slots: BTreeMap::new(), queue: VecDeque::new(), sessions: HashMap::new(), max_queue, next_ticket: 0 }
+        Self {
+            slots: BTreeMap::new(),
+            queue: VecDeque::new(),
+            sessions: HashMap::new(),
+            max_queue,
+            next_ticket: 0,
+        }
     }
 
     /// Asks for a worker: the session's own worker first, else the least loaded one, else the queue.
     pub(crate) fn acquire(&mut self, session: Option<&SessionId>) -> Acquire<W> {
-        let affinity = session.and_then(|s| self.sessions.get(s)).filter(|w| self.slots.contains_key(*w)).cloned();
+        let affinity = session
+            .and_then(|s| self.sessions.get(s))
+            .filter(|w| self.slots.contains_key(*w))
+            .cloned();
         let pick = match &affinity {
             // A session sticks to the worker that served it first while that worker lives.
-            Some(id) => self.slots.get(id).filter(|s| s.load < s.capacity).map(|_| id.clone()),
+            Some(id) => self
+                .slots
+                .get(id)
+                .filter(|s| s.load < s.capacity)
+                .map(|_| id.clone()),
             None => self
                 .slots
                 .iter()
@@ -70,12 +83,20 @@ impl<W: Clone> Scheduler<W> {
         let (tx, rx) = oneshot::channel();
         let ticket = self.next_ticket;
         self.next_ticket += 1;
-        self.queue.push_back(Waiter { ticket, session: session.cloned(), affinity, tx });
+        self.queue.push_back(Waiter {
+            ticket,
+            session: session.cloned(),
+            affinity,
+            tx,
+        });
         Acquire::Queued(ticket, rx)
     }
 
     fn take(&mut self, id: &WorkerId, session: Option<&SessionId>) -> Grant<W> {
-        let slot = self.slots.get_mut(id).expect("take is only called with a present slot");
+        let slot = self
+            .slots
+            .get_mut(id)
+            .expect("take is only called with a present slot");
         slot.load += 1;
         if let Some(s) = session {
             self.sessions.entry(s.clone()).or_insert_with(|| id.clone());
@@ -104,7 +125,14 @@ impl<W: Clone> Scheduler<W> {
 
     /// Adds a ready worker and serves waiting requests with it.
     pub(crate) fn add_worker(&mut self, id: WorkerId, handle: W, capacity: usize) {
-        self.slots.insert(id.clone(), Slot { handle, load: 0, capacity });
+        self.slots.insert(
+            id.clone(),
+            Slot {
+                handle,
+                load: 0,
+                capacity,
+            },
+        );
         self.dispatch(&id);
     }
 
@@ -127,13 +155,18 @@ impl<W: Clone> Scheduler<W> {
     /// Removes every worker (shutdown) and returns their handles.
     pub(crate) fn drain_workers(&mut self) -> Vec<W> {
         self.sessions.clear();
-        std::mem::take(&mut self.slots).into_values().map(|s| s.handle).collect()
+        std::mem::take(&mut self.slots)
+            .into_values()
+            .map(|s| s.handle)
+            .collect()
     }
 
     fn dispatch(&mut self, id: &WorkerId) {
         let mut i = 0;
         while i < self.queue.len() {
-            let Some(slot) = self.slots.get(id) else { return };
+            let Some(slot) = self.slots.get(id) else {
+                return;
+            };
             if slot.load >= slot.capacity {
                 return;
             }
@@ -142,7 +175,9 @@ impl<W: Clone> Scheduler<W> {
                 i += 1;
                 continue;
             }
-            let Some(waiter) = self.queue.remove(i) else { return };
+            let Some(waiter) = self.queue.remove(i) else {
+                return;
+            };
             let grant = self.take(id, waiter.session.as_ref());
             if waiter.tx.send(grant).is_err() {
                 // The caller went away while queued: the capacity goes back, nothing is lost.
@@ -169,7 +204,9 @@ impl<W: Clone> Scheduler<W> {
     }
 
     pub(crate) fn workers(&self) -> impl Iterator<Item = (&WorkerId, &W, usize, usize)> {
-        self.slots.iter().map(|(id, s)| (id, &s.handle, s.load, s.capacity))
+        self.slots
+            .iter()
+            .map(|(id, s)| (id, &s.handle, s.load, s.capacity))
     }
 
     pub(crate) fn session_worker(&self, session: &SessionId) -> Option<&WorkerId> {

@@ -33,8 +33,12 @@ fn release_hands_worker_to_first_waiter_in_fifo_order() {
     let mut s = Scheduler::new(10);
     s.add_worker(wid(1), 1, 1);
     let g = ready(s.acquire(None));
-    let Acquire::Queued(_, mut first) = s.acquire(None) else { panic!() };
-    let Acquire::Queued(_, mut second) = s.acquire(None) else { panic!() };
+    let Acquire::Queued(_, mut first) = s.acquire(None) else {
+        panic!()
+    };
+    let Acquire::Queued(_, mut second) = s.acquire(None) else {
+        panic!()
+    };
     s.release(&g.0);
     assert_eq!(first.try_recv().unwrap().0, wid(1));
     assert!(second.try_recv().is_err());
@@ -53,7 +57,9 @@ fn session_sticks_to_its_worker_and_waits_for_it() {
     let again = ready(s.acquire(Some(&sess)));
     assert_eq!(again.0, first.0);
     // Its worker is busy: the session waits for it even though the other worker is free.
-    let Acquire::Queued(_, mut rx) = s.acquire(Some(&sess)) else { panic!("expected to queue") };
+    let Acquire::Queued(_, mut rx) = s.acquire(Some(&sess)) else {
+        panic!("expected to queue")
+    };
     let other = ready(s.acquire(None));
     assert_ne!(other.0, first.0);
     s.release(&again.0);
@@ -68,7 +74,9 @@ fn dead_worker_releases_its_sessions_and_waiters() {
     let sess = SessionId::new("s");
     let g = ready(s.acquire(Some(&sess)));
     let busy_other = ready(s.acquire(None));
-    let Acquire::Queued(_, mut rx) = s.acquire(Some(&sess)) else { panic!() };
+    let Acquire::Queued(_, mut rx) = s.acquire(Some(&sess)) else {
+        panic!()
+    };
     assert_eq!(s.remove_worker(&g.0), Some(g.1));
     assert!(s.session_worker(&sess).is_none());
     s.release(&busy_other.0);
@@ -81,8 +89,12 @@ fn cancelled_or_abandoned_waiters_never_consume_capacity() {
     let mut s = Scheduler::new(10);
     s.add_worker(wid(1), 1, 1);
     let g = ready(s.acquire(None));
-    let Acquire::Queued(t1, _rx1) = s.acquire(None) else { panic!() };
-    let Acquire::Queued(_, rx2) = s.acquire(None) else { panic!() };
+    let Acquire::Queued(t1, _rx1) = s.acquire(None) else {
+        panic!()
+    };
+    let Acquire::Queued(_, rx2) = s.acquire(None) else {
+        panic!()
+    };
     assert!(s.cancel(t1));
     assert!(!s.cancel(t1));
     drop(rx2);
@@ -104,7 +116,9 @@ fn thread_capacity_allows_concurrent_grants() {
 #[test]
 fn new_worker_serves_waiting_requests() {
     let mut s: Scheduler<u8> = Scheduler::new(10);
-    let Acquire::Queued(_, mut rx) = s.acquire(None) else { panic!() };
+    let Acquire::Queued(_, mut rx) = s.acquire(None) else {
+        panic!()
+    };
     s.add_worker(wid(9), 9, 1);
     assert_eq!(rx.try_recv().unwrap(), (wid(9), 9));
 }

@@ -17,7 +17,13 @@ pub(crate) struct Counters {
 }
 
 impl Counters {
-    pub(crate) fn snapshot(&self, workers: usize, queued: usize, available: usize, busy: usize) -> PoolStats {
+    pub(crate) fn snapshot(
+        &self,
+        workers: usize,
+        queued: usize,
+        available: usize,
+        busy: usize,
+    ) -> PoolStats {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         PoolStats {
             requests: get(&self.requests),

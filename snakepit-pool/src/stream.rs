@@ -25,8 +25,21 @@ pin_project_lite::pin_project! {
 }
 
 impl LeasedStream {
-    pub(crate) fn new(inner: ChunkStream, lease: Lease, deadline: Instant, timeout: Duration, tool: String) -> Self {
-        Self { inner, lease: Some(lease), deadline: tokio::time::sleep_until(deadline), timeout, tool, done: false }
+    pub(crate) fn new(
+        inner: ChunkStream,
+        lease: Lease,
+        deadline: Instant,
+        timeout: Duration,
+        tool: String,
+    ) -> Self {
+        Self {
+            inner,
+            lease: Some(lease),
+            deadline: tokio::time::sleep_until(deadline),
+            timeout,
+            tool,
+            done: false,
+        }
     }
 }
 

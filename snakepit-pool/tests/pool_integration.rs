@@ -1,5 +1,7 @@
 //! Integration tests of the pool against real Python worker processes.
 
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::collections::HashSet;
@@ -17,7 +19,13 @@ async fn four_workers_answer_a_thousand_concurrent_echoes_each_to_its_caller() {
     let calls = (0..1000).map(|i| {
         let pool = pool.clone();
         tokio::spawn(async move {
-            let r = pool.execute("echo", json!({"id": i, "text": format!("msg-{i}")}), CallOptions::default()).await;
+            let r = pool
+                .execute(
+                    "echo",
+                    json!({"id": i, "text": format!("msg-{i}")}),
+                    CallOptions::default(),
+                )
+                .await;
             (i, r)
         })
     });
@@ -41,13 +49,20 @@ async fn four_workers_answer_a_thousand_concurrent_echoes_each_to_its_caller() {
 async fn stream_chunks_arrive_in_order_each_before_the_next_is_produced() {
     let pool = ready_pool(1, |_| {}).await;
     let mut stream = pool
-        .execute_stream("stream_progress", json!({"steps": 5, "delay_ms": 150}), CallOptions::default())
+        .execute_stream(
+            "stream_progress",
+            json!({"steps": 5, "delay_ms": 150}),
+            CallOptions::default(),
+        )
         .await
         .unwrap();
     let mut arrivals = Vec::new();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.unwrap();
-        let now_ns = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as i128;
+        let now_ns = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as i128;
         if let Some(v) = chunk.json.clone() {
             arrivals.push((v, now_ns, chunk.id.clone()));
         }
@@ -55,13 +70,20 @@ async fn stream_chunks_arrive_in_order_each_before_the_next_is_produced() {
             break;
         }
     }
-    let steps: Vec<i64> = arrivals.iter().map(|(v, _, _)| v["step"].as_i64().unwrap()).collect();
+    let steps: Vec<i64> = arrivals
+        .iter()
+        .map(|(v, _, _)| v["step"].as_i64().unwrap())
+        .collect();
     assert_eq!(steps, vec![1, 2, 3, 4, 5]);
     for pair in arrivals.windows(2) {
         let arrived = pair[0].1;
         let next_produced = pair[1].0["produced_at_ns"].as_i64().unwrap() as i128;
         let gap_ms = (next_produced - arrived) as f64 / 1e6;
-        assert!(gap_ms > 0.0, "chunk {} arrived {gap_ms:.1} ms after the next was produced", pair[0].2);
+        assert!(
+            gap_ms > 0.0,
+            "chunk {} arrived {gap_ms:.1} ms after the next was produced",
+            pair[0].2
+        );
     }
     pool.shutdown().await;
 }
@@ -69,32 +91,57 @@ async fn stream_chunks_arrive_in_order_each_before_the_next_is_produced() {
 #[tokio::test]
 async fn python_exception_arrives_typed_with_message_and_traceback() {
     let pool = ready_pool(1, |_| {}).await;
-    let err = pool.execute("fail", json!({"message": "kaboom"}), CallOptions::default()).await.unwrap_err();
+    let err = pool
+        .execute("fail", json!({"message": "kaboom"}), CallOptions::default())
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::PythonException);
     let py = err.python_exception().unwrap();
     assert_eq!(py.exception_type, "ValueError");
     assert_eq!(py.message, "kaboom");
-    assert!(py.traceback.contains("Traceback") || py.traceback.contains("File "), "{}", py.traceback);
+    assert!(
+        py.traceback.contains("Traceback") || py.traceback.contains("File "),
+        "{}",
+        py.traceback
+    );
     assert_eq!(py.tool.as_deref(), Some("fail"));
     // The worker is still fine.
-    assert_eq!(pool.execute("add", json!({"a": 2, "b": 3}), CallOptions::default()).await.unwrap().json, json!(5));
+    assert_eq!(
+        pool.execute("add", json!({"a": 2, "b": 3}), CallOptions::default())
+            .await
+            .unwrap()
+            .json,
+        json!(5)
+    );
     pool.shutdown().await;
 }
 
 #[tokio::test]
 async fn unknown_tool_and_wrong_arguments_are_validation_errors_naming_the_problem() {
     let pool = ready_pool(1, |_| {}).await;
-    let err = pool.execute("no_such_tool", json!({}), CallOptions::default()).await.unwrap_err();
+    let err = pool
+        .execute("no_such_tool", json!({}), CallOptions::default())
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Validation);
     let text = err.to_string();
-    assert!(text.contains("no_such_tool") && text.contains("echo"), "{text}");
+    assert!(
+        text.contains("no_such_tool") && text.contains("echo"),
+        "{text}"
+    );
 
-    let err = pool.execute("add", json!({"a": 1, "c": 2}), CallOptions::default()).await.unwrap_err();
+    let err = pool
+        .execute("add", json!({"a": 1, "c": 2}), CallOptions::default())
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Validation);
     let text = err.to_string();
     assert!(text.contains('c') && text.contains("add"), "{text}");
 
-    let err = pool.execute("add", json!([1, 2]), CallOptions::default()).await.unwrap_err();
+    let err = pool
+        .execute("add", json!([1, 2]), CallOptions::default())
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Validation);
     pool.shutdown().await;
 }
@@ -103,10 +150,17 @@ async fn unknown_tool_and_wrong_arguments_are_validation_errors_naming_the_probl
 async fn call_past_its_timeout_fails_and_the_pool_serves_again() {
     let pool = ready_pool(1, |_| {}).await;
     let opts = CallOptions::default().with_timeout(Duration::from_millis(300));
-    let err = pool.execute("sleep", json!({"ms": 5000}), opts).await.unwrap_err();
+    let err = pool
+        .execute("sleep", json!({"ms": 5000}), opts)
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
     let ok = pool
-        .execute("ping", json!({}), CallOptions::default().with_timeout(Duration::from_secs(30)))
+        .execute(
+            "ping",
+            json!({}),
+            CallOptions::default().with_timeout(Duration::from_secs(30)),
+        )
         .await
         .unwrap();
     assert_eq!(ok.json["message"], json!("pong"));
@@ -117,7 +171,11 @@ async fn call_past_its_timeout_fails_and_the_pool_serves_again() {
 async fn sigkilled_worker_is_replaced_and_pool_returns_to_full_size() {
     let pool = ready_pool(2, |_| {}).await;
     let victim = pool.list_workers()[0].clone();
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(victim.pid as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(victim.pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
     let replaced = eventually(Duration::from_secs(60), || {
         let ws = pool.list_workers();
         ws.len() == 2 && ws.iter().all(|w| w.pid != victim.pid)
@@ -126,7 +184,9 @@ async fn sigkilled_worker_is_replaced_and_pool_returns_to_full_size() {
     assert!(replaced, "workers now: {:?}", pool.list_workers());
     assert!(pool.stats().worker_restarts >= 1);
     for _ in 0..4 {
-        pool.execute("ping", json!({}), CallOptions::default()).await.unwrap();
+        pool.execute("ping", json!({}), CallOptions::default())
+            .await
+            .unwrap();
     }
     pool.shutdown().await;
 }
@@ -138,7 +198,10 @@ async fn shutdown_leaves_no_process_of_the_run() {
     assert_eq!(processes_mentioning(&run_id).len(), 3);
     pool.shutdown().await;
     let left = processes_mentioning(&run_id);
-    assert!(left.is_empty(), "processes of run {run_id} still alive: {left:?}");
+    assert!(
+        left.is_empty(),
+        "processes of run {run_id} still alive: {left:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -154,7 +217,8 @@ async fn saturated_and_queue_timeout_are_each_answered_exactly_once() {
     for _ in 0..6 {
         let pool = pool.clone();
         handles.push(tokio::spawn(async move {
-            pool.execute("sleep", json!({"ms": 2500}), CallOptions::default()).await
+            pool.execute("sleep", json!({"ms": 2500}), CallOptions::default())
+                .await
         }));
         // Give each call time to be scheduled, so the order is deterministic.
         tokio::time::sleep(Duration::from_millis(40)).await;
@@ -182,9 +246,15 @@ async fn saturated_and_queue_timeout_are_each_answered_exactly_once() {
 async fn session_calls_stick_to_the_worker_that_served_them_first() {
     let pool = ready_pool(3, |_| {}).await;
     let opts = CallOptions::default().with_session("user-42");
-    let first = pool.execute("process_info", json!({}), opts.clone()).await.unwrap();
+    let first = pool
+        .execute("process_info", json!({}), opts.clone())
+        .await
+        .unwrap();
     for _ in 0..5 {
-        let again = pool.execute("process_info", json!({}), opts.clone()).await.unwrap();
+        let again = pool
+            .execute("process_info", json!({}), opts.clone())
+            .await
+            .unwrap();
         assert_eq!(again.json["pid"], first.json["pid"]);
     }
     assert!(pool.session_worker(&"user-42".into()).is_some());

@@ -14,22 +14,33 @@ pub async fn ready_pool(size: usize, tweak: impl FnOnce(&mut PoolConfig)) -> Poo
     config.startup_timeout = Duration::from_secs(60);
     tweak(&mut config);
     let pool = Pool::start(config).await.expect("pool starts");
-    pool.await_ready(Duration::from_secs(90)).await.expect("workers become ready");
+    pool.await_ready(Duration::from_secs(90))
+        .await
+        .expect("workers become ready");
     pool
 }
 
 /// Pids of live (non-zombie) processes whose command line mentions `needle`.
 pub fn processes_mentioning(needle: &str) -> Vec<u32> {
     let mut found = Vec::new();
-    let Ok(entries) = std::fs::read_dir("/proc") else { return found };
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return found;
+    };
     for entry in entries.flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
         let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
         if text.contains(needle) {
             let zombie = std::fs::read_to_string(entry.path().join("stat"))
                 .ok()
-                .and_then(|s| s.rsplit_once(')').map(|(_, rest)| rest.trim_start().starts_with('Z')))
+                .and_then(|s| {
+                    s.rsplit_once(')')
+                        .map(|(_, rest)| rest.trim_start().starts_with('Z'))
+                })
                 .unwrap_or(false);
             if !zombie {
                 found.push(pid);

@@ -21,9 +21,9 @@ pub mod pb {
         ExecuteToolResponse, GetExposedElixirToolsRequest, GetExposedElixirToolsResponse,
         GetSessionRequest, GetSessionResponse, HeartbeatRequest, HeartbeatResponse,
         InitializeSessionRequest, InitializeSessionResponse, ParameterSpec, PingRequest,
-        PingResponse, RegisterToolsRequest, RegisterToolsResponse, SessionConfig,
-        TelemetryControl, TelemetryEvent, TelemetryEventFilter, TelemetrySamplingUpdate,
-        TelemetryToggle, TelemetryValue, ToolChunk, ToolRegistration, ToolSpec,
+        PingResponse, RegisterToolsRequest, RegisterToolsResponse, SessionConfig, TelemetryControl,
+        TelemetryEvent, TelemetryEventFilter, TelemetrySamplingUpdate, TelemetryToggle,
+        TelemetryValue, ToolChunk, ToolRegistration, ToolSpec,
     };
     pub use prost_types::{Any, Timestamp};
 }
@@ -48,7 +48,10 @@ mod tests {
         let bytes = req.encode_to_vec();
         assert_eq!(bytes[0], 0x32);
         // is_final is field 3 (varint): tag byte (3 << 3) | 0 = 0x18.
-        let chunk = pb::ToolChunk { is_final: true, ..Default::default() };
+        let chunk = pb::ToolChunk {
+            is_final: true,
+            ..Default::default()
+        };
         assert_eq!(chunk.encode_to_vec(), vec![0x18, 1]);
     }
 }

@@ -68,7 +68,11 @@ impl LogLevel {
 pub fn init_tracing(level: LogLevel) -> bool {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SNAKEPIT_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level.directive()));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init().is_ok()
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init()
+        .is_ok()
 }
 
 #[cfg(test)]
@@ -79,7 +83,10 @@ mod tests {
     fn seed_log_levels_parse_and_default_to_error() {
         assert_eq!(LogLevel::default(), LogLevel::Error);
         assert_eq!(LogLevel::parse("WARNING"), Some(LogLevel::Warning));
-        assert_eq!(LogLevel::parse("none").map(LogLevel::directive), Some("off"));
+        assert_eq!(
+            LogLevel::parse("none").map(LogLevel::directive),
+            Some("off")
+        );
         assert_eq!(LogLevel::parse("loud"), None);
     }
 }

@@ -35,7 +35,10 @@ impl WorkerAddress {
         if let Some(addr) = text.strip_prefix("tcp:") {
             return Some(Self::Tcp(addr.to_owned()));
         }
-        text.parse::<u16>().ok().filter(|p| *p != 0).map(|p| Self::Tcp(format!("127.0.0.1:{p}")))
+        text.parse::<u16>()
+            .ok()
+            .filter(|p| *p != 0)
+            .map(|p| Self::Tcp(format!("127.0.0.1:{p}")))
     }
 }
 
@@ -43,7 +46,10 @@ impl WorkerAddress {
 pub(crate) async fn connect(addr: &WorkerAddress) -> Result<Channel, tonic::transport::Error> {
     match addr {
         WorkerAddress::Tcp(hostport) => {
-            Endpoint::from_shared(format!("http://{hostport}"))?.tcp_nodelay(true).connect().await
+            Endpoint::from_shared(format!("http://{hostport}"))?
+                .tcp_nodelay(true)
+                .connect()
+                .await
         }
         WorkerAddress::Unix(path) => {
             let path = path.clone();
@@ -51,7 +57,11 @@ pub(crate) async fn connect(addr: &WorkerAddress) -> Result<Channel, tonic::tran
             Endpoint::from_static("http://localhost")
                 .connect_with_connector(tower::service_fn(move |_: Uri| {
                     let path = path.clone();
-                    async move { tokio::net::UnixStream::connect(path).await.map(TokioIo::new) }
+                    async move {
+                        tokio::net::UnixStream::connect(path)
+                            .await
+                            .map(TokioIo::new)
+                    }
                 }))
                 .await
         }
@@ -74,12 +84,23 @@ pub struct WorkerClient {
 }
 
 impl WorkerClient {
-    pub(crate) fn new(worker: WorkerId, channel: Channel, token: &str, probe: Arc<dyn ExitProbe>) -> Result<Self, Error> {
-        let token = MetadataValue::try_from(token).map_err(|_| Error::pool("the run token is not valid ASCII metadata"))?;
+    pub(crate) fn new(
+        worker: WorkerId,
+        channel: Channel,
+        token: &str,
+        probe: Arc<dyn ExitProbe>,
+    ) -> Result<Self, Error> {
+        let token = MetadataValue::try_from(token)
+            .map_err(|_| Error::pool("the run token is not valid ASCII metadata"))?;
         let inner = BridgeServiceClient::new(channel)
             .max_decoding_message_size(usize::MAX)
             .max_encoding_message_size(usize::MAX);
-        Ok(Self { worker, inner, token: Arc::new(token), probe })
+        Ok(Self {
+            worker,
+            inner,
+            token: Arc::new(token),
+            probe,
+        })
     }
 
     /// Returns the worker this client talks to.
@@ -87,9 +108,15 @@ impl WorkerClient {
         &self.worker
     }
 
-    fn request<T>(&self, msg: T, timeout: Option<Duration>, correlation_id: &str) -> tonic::Request<T> {
+    fn request<T>(
+        &self,
+        msg: T,
+        timeout: Option<Duration>,
+        correlation_id: &str,
+    ) -> tonic::Request<T> {
         let mut req = tonic::Request::new(msg);
-        req.metadata_mut().insert(TOKEN_METADATA_KEY, (*self.token).clone());
+        req.metadata_mut()
+            .insert(TOKEN_METADATA_KEY, (*self.token).clone());
         if let Ok(v) = MetadataValue::try_from(correlation_id) {
             req.metadata_mut().insert(CORRELATION_METADATA_KEY, v);
         }
@@ -101,11 +128,19 @@ impl WorkerClient {
     }
 
     async fn map_status(&self, tool: &str, status: tonic::Status) -> Error {
-        if matches!(status.code(), tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled | tonic::Code::Internal)
-            && !status.message().trim_start().starts_with('{')
+        if matches!(
+            status.code(),
+            tonic::Code::Unavailable
+                | tonic::Code::Unknown
+                | tonic::Code::Cancelled
+                | tonic::Code::Internal
+        ) && !status.message().trim_start().starts_with('{')
         {
             if let Some(how) = self.probe.crashed().await {
-                return Error::WorkerCrash { worker: self.worker.to_string(), message: format!("process ended ({how}) during call '{tool}'") };
+                return Error::WorkerCrash {
+                    worker: self.worker.to_string(),
+                    message: format!("process ended ({how}) during call '{tool}'"),
+                };
             }
         }
         wire::status_to_error(self.worker.as_str(), tool, &status)
@@ -114,8 +149,18 @@ impl WorkerClient {
     /// Sends a `Ping` and returns the round-trip time.
     pub async fn ping(&self) -> Result<Duration, Error> {
         let started = std::time::Instant::now();
-        let req = self.request(pb::PingRequest { message: "ping".into() }, Some(Duration::from_secs(10)), "ping");
-        self.inner.clone().ping(req).await.map_err(|s| wire::status_to_error(self.worker.as_str(), "Ping", &s))?;
+        let req = self.request(
+            pb::PingRequest {
+                message: "ping".into(),
+            },
+            Some(Duration::from_secs(10)),
+            "ping",
+        );
+        self.inner
+            .clone()
+            .ping(req)
+            .await
+            .map_err(|s| wire::status_to_error(self.worker.as_str(), "Ping", &s))?;
         Ok(started.elapsed())
     }
 
@@ -123,7 +168,11 @@ impl WorkerClient {
     pub async fn execute(&self, call: ToolCall) -> Result<Payload, Error> {
         let correlation = correlation_of(&call);
         let timeout = call.deadline.or(call.options.timeout);
-        let req = self.request(wire::request_of(&call, false, &correlation), timeout, &correlation);
+        let req = self.request(
+            wire::request_of(&call, false, &correlation),
+            timeout,
+            &correlation,
+        );
         match self.inner.clone().execute_tool(req).await {
             Ok(resp) => wire::payload_of(&call.tool, resp.into_inner()),
             Err(status) => Err(self.map_status(&call.tool, status).await),
@@ -134,7 +183,11 @@ impl WorkerClient {
     pub async fn execute_stream(&self, call: ToolCall) -> Result<ChunkStream, Error> {
         let correlation = correlation_of(&call);
         let timeout = call.deadline.or(call.options.timeout);
-        let req = self.request(wire::request_of(&call, true, &correlation), timeout, &correlation);
+        let req = self.request(
+            wire::request_of(&call, true, &correlation),
+            timeout,
+            &correlation,
+        );
         let stream = match self.inner.clone().execute_streaming_tool(req).await {
             Ok(resp) => resp.into_inner(),
             Err(status) => return Err(self.map_status(&call.tool, status).await),
@@ -184,9 +237,18 @@ mod tests {
 
     #[test]
     fn ready_file_addresses_parse() {
-        assert_eq!(WorkerAddress::parse("unix:/tmp/x.sock\n"), Some(WorkerAddress::Unix("/tmp/x.sock".into())));
-        assert_eq!(WorkerAddress::parse("tcp:127.0.0.1:5000"), Some(WorkerAddress::Tcp("127.0.0.1:5000".into())));
-        assert_eq!(WorkerAddress::parse("50051"), Some(WorkerAddress::Tcp("127.0.0.1:50051".into())));
+        assert_eq!(
+            WorkerAddress::parse("unix:/tmp/x.sock\n"),
+            Some(WorkerAddress::Unix("/tmp/x.sock".into()))
+        );
+        assert_eq!(
+            WorkerAddress::parse("tcp:127.0.0.1:5000"),
+            Some(WorkerAddress::Tcp("127.0.0.1:5000".into()))
+        );
+        assert_eq!(
+            WorkerAddress::parse("50051"),
+            Some(WorkerAddress::Tcp("127.0.0.1:50051".into()))
+        );
         assert_eq!(WorkerAddress::parse("0"), None);
         assert_eq!(WorkerAddress::parse("garbage"), None);
     }

@@ -38,13 +38,20 @@ impl WorkerProcess {
             .process_group(0)
             .kill_on_drop(true);
         let mut child = cmd.spawn()?;
-        let pid = child.id().ok_or_else(|| std::io::Error::other("child exited before its pid was read"))?;
+        let pid = child
+            .id()
+            .ok_or_else(|| std::io::Error::other("child exited before its pid was read"))?;
         let stderr_tail = Arc::new(Mutex::new(VecDeque::with_capacity(STDERR_TAIL_LINES)));
         if let Some(out) = child.stdout.take() {
             tokio::spawn(drain(out, label.to_owned(), "stdout", None));
         }
         if let Some(err) = child.stderr.take() {
-            tokio::spawn(drain(err, label.to_owned(), "stderr", Some(stderr_tail.clone())));
+            tokio::spawn(drain(
+                err,
+                label.to_owned(),
+                "stderr",
+                Some(stderr_tail.clone()),
+            ));
         }
         let (tx, exit) = watch::channel(None);
         // The waiter owns the child and ends when the process does (Drop of the handle kills it).
@@ -55,7 +62,11 @@ impl WorkerProcess {
             };
             let _ = tx.send(Some(ExitInfo { description }));
         });
-        Ok(Self { pid, exit, stderr_tail })
+        Ok(Self {
+            pid,
+            exit,
+            stderr_tail,
+        })
     }
 
     pub(crate) fn pid(&self) -> u32 {
@@ -75,7 +86,9 @@ impl WorkerProcess {
                 return info;
             }
             if rx.changed().await.is_err() {
-                return rx.borrow().clone().unwrap_or(ExitInfo { description: "unknown exit".into() });
+                return rx.borrow().clone().unwrap_or(ExitInfo {
+                    description: "unknown exit".into(),
+                });
             }
         }
     }
@@ -106,7 +119,11 @@ impl WorkerProcess {
         let info = match tokio::time::timeout(grace, self.exited()).await {
             Ok(info) => info,
             Err(_) => {
-                tracing::warn!(pid = self.pid, grace_ms = grace.as_millis() as u64, "worker ignored SIGTERM; sending SIGKILL");
+                tracing::warn!(
+                    pid = self.pid,
+                    grace_ms = grace.as_millis() as u64,
+                    "worker ignored SIGTERM; sending SIGKILL"
+                );
                 self.signal_group(Signal::SIGKILL);
                 self.exited().await
             }

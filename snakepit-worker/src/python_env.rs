@@ -16,7 +16,9 @@ pub const PYTHON_ENV_VAR: &str = "SNAKEPIT_PYTHON";
 
 /// The workspace this crate was built in; its `python/` folder holds the bridge package.
 fn build_workspace_root() -> Option<PathBuf> {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
 }
 
 fn venv_python(venv: &Path) -> PathBuf {
@@ -66,13 +68,16 @@ pub fn find_python(configured: Option<&Path>) -> PathBuf {
 /// environment exists yet, the `.venv` is created and the bundled package installed into it
 /// (progress goes to stderr), so a fresh clone works without a separate setup step.
 pub async fn ensure_python(configured: Option<&Path>) -> Result<PathBuf, Error> {
-    let explicit = std::env::var_os(PYTHON_ENV_VAR).is_some_and(|p| !p.is_empty()) || configured.is_some();
+    let explicit =
+        std::env::var_os(PYTHON_ENV_VAR).is_some_and(|p| !p.is_empty()) || configured.is_some();
     let found = find_python(configured);
     if explicit || found != Path::new("python3") {
         return Ok(found);
     }
     match default_venv_dir() {
-        Some(venv) if bridge_package_dir().is_some() => setup_venv(&venv, SetupMode::IfNeeded).await,
+        Some(venv) if bridge_package_dir().is_some() => {
+            setup_venv(&venv, SetupMode::IfNeeded).await
+        }
         _ => Ok(found),
     }
 }
@@ -96,8 +101,12 @@ pub async fn setup_venv(venv: &Path, mode: SetupMode) -> Result<PathBuf, Error> 
     })?;
     let python = venv_python(venv);
     let stamp_path = venv.join(".snakepit-stamp");
-    let pyproject = std::fs::read(package.join("pyproject.toml"))
-        .map_err(|e| Error::pool(format!("cannot read {}: {e}", package.join("pyproject.toml").display())))?;
+    let pyproject = std::fs::read(package.join("pyproject.toml")).map_err(|e| {
+        Error::pool(format!(
+            "cannot read {}: {e}",
+            package.join("pyproject.toml").display()
+        ))
+    })?;
     let stamp = format!("{:016x}\n", fnv1a(&pyproject));
 
     let lock_path = venv.with_extension("lock");
@@ -121,13 +130,27 @@ pub async fn setup_venv(venv: &Path, mode: SetupMode) -> Result<PathBuf, Error> 
         return Ok(python);
     }
     if !python.is_file() {
-        eprintln!("snakepit: creating Python environment {} ...", venv.display());
-        run_step(Command::new("python3").arg("-m").arg("venv").arg(venv), "create the venv").await?;
+        eprintln!(
+            "snakepit: creating Python environment {} ...",
+            venv.display()
+        );
+        run_step(
+            Command::new("python3").arg("-m").arg("venv").arg(venv),
+            "create the venv",
+        )
+        .await?;
     }
     eprintln!("snakepit: installing snakepit_bridge and its dependencies (one time) ...");
     run_step(
         Command::new(&python)
-            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-e"])
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "-e",
+            ])
             .arg(format!("{}[dev]", package.display())),
         "install snakepit_bridge",
     )
@@ -138,7 +161,8 @@ pub async fn setup_venv(venv: &Path, mode: SetupMode) -> Result<PathBuf, Error> 
             python.display()
         )));
     }
-    std::fs::write(&stamp_path, stamp).map_err(|e| Error::pool(format!("cannot write {}: {e}", stamp_path.display())))?;
+    std::fs::write(&stamp_path, stamp)
+        .map_err(|e| Error::pool(format!("cannot write {}: {e}", stamp_path.display())))?;
     eprintln!("snakepit: Python environment ready ({})", python.display());
     Ok(python)
 }
@@ -160,7 +184,11 @@ async fn run_step(cmd: &mut Command, what: &str) -> Result<(), Error> {
         .kill_on_drop(true)
         .output()
         .await
-        .map_err(|e| Error::pool(format!("cannot {what}: {e} (is python3 installed and on PATH?)")))?;
+        .map_err(|e| {
+            Error::pool(format!(
+                "cannot {what}: {e} (is python3 installed and on PATH?)"
+            ))
+        })?;
     if out.status.success() {
         Ok(())
     } else {
@@ -174,5 +202,7 @@ async fn run_step(cmd: &mut Command, what: &str) -> Result<(), Error> {
 
 /// A stable 64-bit FNV-1a hash (std's hasher is not stable across releases).
 fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }

@@ -28,8 +28,9 @@ impl RunContext {
         // tempfile creates directories 0700 on Unix; set it explicitly so it never depends on that.
         {
             use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))
-                .map_err(|e| Error::pool(format!("cannot make {} private: {e}", dir.path().display())))?;
+            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).map_err(
+                |e| Error::pool(format!("cannot make {} private: {e}", dir.path().display())),
+            )?;
         }
         let mut bytes = [0u8; 32];
         rand::thread_rng().fill_bytes(&mut bytes);

@@ -40,20 +40,40 @@ pub(crate) fn decode_value(any: &Any) -> Value {
 }
 
 /// Builds the wire request of a tool call.
-pub(crate) fn request_of(call: &ToolCall, stream: bool, correlation_id: &str) -> pb::ExecuteToolRequest {
-    let mut metadata: std::collections::HashMap<String, String> =
-        call.metadata.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+pub(crate) fn request_of(
+    call: &ToolCall,
+    stream: bool,
+    correlation_id: &str,
+) -> pb::ExecuteToolRequest {
+    let mut metadata: std::collections::HashMap<String, String> = call
+        .metadata
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     metadata.insert("correlation_id".into(), correlation_id.to_owned());
     if let Some(deadline) = call.deadline {
         metadata.insert("deadline_ms".into(), deadline.as_millis().to_string());
     }
     pb::ExecuteToolRequest {
-        session_id: call.options.session_id.as_ref().map(|s| s.to_string()).unwrap_or_default(),
+        session_id: call
+            .options
+            .session_id
+            .as_ref()
+            .map(|s| s.to_string())
+            .unwrap_or_default(),
         tool_name: call.tool.clone(),
-        parameters: call.args.iter().map(|(k, v)| (k.clone(), encode_value(v))).collect(),
+        parameters: call
+            .args
+            .iter()
+            .map(|(k, v)| (k.clone(), encode_value(v)))
+            .collect(),
         metadata,
         stream,
-        binary_parameters: call.binary_args.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        binary_parameters: call
+            .binary_args
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
     }
 }
 
@@ -62,14 +82,22 @@ pub(crate) fn payload_of(tool: &str, resp: pb::ExecuteToolResponse) -> Result<Pa
     if !resp.success {
         return Err(tool_error(tool, &resp.error_message));
     }
-    let json = resp.result.as_ref().map(decode_value).unwrap_or(Value::Null);
+    let json = resp
+        .result
+        .as_ref()
+        .map(decode_value)
+        .unwrap_or(Value::Null);
     let binary = (!resp.binary_result.is_empty()).then_some(resp.binary_result);
     Ok(Payload { json, binary })
 }
 
 /// Turns a wire chunk into a core chunk: JSON when it parses, raw bytes always.
 pub(crate) fn chunk_of(c: pb::ToolChunk) -> Chunk {
-    let json = if c.data.is_empty() { None } else { serde_json::from_slice(&c.data).ok() };
+    let json = if c.data.is_empty() {
+        None
+    } else {
+        serde_json::from_slice(&c.data).ok()
+    };
     Chunk {
         id: c.chunk_id,
         json,
@@ -92,7 +120,12 @@ pub(crate) fn tool_error(tool: &str, message: &str) -> Error {
             tool: Some(tool.to_owned()),
         }));
     };
-    let field = |k: &str| obj.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
+    let field = |k: &str| {
+        obj.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
     let exception_type = field("type");
     let text = field("message");
     match exception_type.as_str() {
@@ -104,11 +137,21 @@ pub(crate) fn tool_error(tool: &str, message: &str) -> Error {
                 _ => obj
                     .get("stacktrace")
                     .and_then(Value::as_array)
-                    .map(|lines| lines.iter().filter_map(Value::as_str).collect::<Vec<_>>().join("\n"))
+                    .map(|lines| {
+                        lines
+                            .iter()
+                            .filter_map(Value::as_str)
+                            .collect::<Vec<_>>()
+                            .join("\n")
+                    })
                     .unwrap_or_default(),
             };
             Error::Python(Box::new(PythonException {
-                exception_type: if exception_type.is_empty() { "Exception".into() } else { exception_type },
+                exception_type: if exception_type.is_empty() {
+                    "Exception".into()
+                } else {
+                    exception_type
+                },
                 message: text,
                 traceback,
                 tool: Some(tool.to_owned()),
@@ -127,16 +170,32 @@ pub(crate) fn status_to_error(worker: &str, tool: &str, status: &tonic::Status) 
         .into_iter()
         .find(|s| s.trim_start().starts_with('{'));
     match status.code() {
-        Code::DeadlineExceeded => Error::timeout(format!("call '{tool}' on worker {worker}"), Default::default()),
-        Code::Unauthenticated => Error::worker(worker, format!("worker rejected the run token: {}", status.message())),
-        Code::Unimplemented => Error::worker(worker, format!("worker does not implement this call: {}", status.message())),
-        Code::InvalidArgument | Code::NotFound | Code::Internal | Code::Unknown | Code::FailedPrecondition
+        Code::DeadlineExceeded => Error::timeout(
+            format!("call '{tool}' on worker {worker}"),
+            Default::default(),
+        ),
+        Code::Unauthenticated => Error::worker(
+            worker,
+            format!("worker rejected the run token: {}", status.message()),
+        ),
+        Code::Unimplemented => Error::worker(
+            worker,
+            format!("worker does not implement this call: {}", status.message()),
+        ),
+        Code::InvalidArgument
+        | Code::NotFound
+        | Code::Internal
+        | Code::Unknown
+        | Code::FailedPrecondition
             if json_text.is_some() =>
         {
             tool_error(tool, json_text.unwrap_or_default())
         }
         code => Error::transport(
-            format!("gRPC call '{tool}' to worker {worker} failed: {code:?}: {}", status.message()),
+            format!(
+                "gRPC call '{tool}' to worker {worker} failed: {code:?}: {}",
+                status.message()
+            ),
             Some(code as i32),
             Some(Box::new(status.clone())),
         ),
@@ -151,17 +210,31 @@ mod tests {
 
     #[test]
     fn values_round_trip_with_type_hints() {
-        for v in [json!("s"), json!(5), json!(2.5), json!(true), json!([1, 2]), json!({"a": 1}), Value::Null] {
+        for v in [
+            json!("s"),
+            json!(5),
+            json!(2.5),
+            json!(true),
+            json!([1, 2]),
+            json!({"a": 1}),
+            Value::Null,
+        ] {
             let any = encode_value(&v);
             assert!(any.type_url.starts_with(TYPE_URL_PREFIX));
             assert_eq!(decode_value(&any), v);
         }
-        assert_eq!(encode_value(&json!(5)).type_url, "type.googleapis.com/snakepit.integer");
+        assert_eq!(
+            encode_value(&json!(5)).type_url,
+            "type.googleapis.com/snakepit.integer"
+        );
     }
 
     #[test]
     fn non_json_values_decode_as_strings() {
-        let any = Any { type_url: "type.googleapis.com/google.protobuf.StringValue".into(), value: b"hello".to_vec() };
+        let any = Any {
+            type_url: "type.googleapis.com/google.protobuf.StringValue".into(),
+            value: b"hello".to_vec(),
+        };
         assert_eq!(decode_value(&any), json!("hello"));
     }
 
@@ -173,8 +246,18 @@ mod tests {
         assert_eq!(py.exception_type, "ValueError");
         assert_eq!(py.message, "bad");
         assert_eq!(py.traceback, "a\nb");
-        assert_eq!(tool_error("x", r#"{"type":"UnknownToolError","message":"no tool 'x'"}"#).kind(), ErrorKind::Validation);
-        assert_eq!(tool_error("x", "plain text").kind(), ErrorKind::PythonException);
+        assert_eq!(
+            tool_error(
+                "x",
+                r#"{"type":"UnknownToolError","message":"no tool 'x'"}"#
+            )
+            .kind(),
+            ErrorKind::Validation
+        );
+        assert_eq!(
+            tool_error("x", "plain text").kind(),
+            ErrorKind::PythonException
+        );
     }
 
     #[test]
@@ -182,7 +265,10 @@ mod tests {
         let s = tonic::Status::unavailable("gone");
         assert_eq!(status_to_error("w", "t", &s).kind(), ErrorKind::Transport);
         let s = tonic::Status::internal(r#"{"type":"RuntimeError","message":"mid-stream"}"#);
-        assert_eq!(status_to_error("w", "t", &s).kind(), ErrorKind::PythonException);
+        assert_eq!(
+            status_to_error("w", "t", &s).kind(),
+            ErrorKind::PythonException
+        );
         let s = tonic::Status::deadline_exceeded("late");
         assert_eq!(status_to_error("w", "t", &s).kind(), ErrorKind::Timeout);
     }

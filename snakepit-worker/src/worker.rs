@@ -20,8 +20,13 @@ use crate::run::RunContext;
 pub const TOKEN_ENV_VAR: &str = "SNAKEPIT_AUTH_TOKEN";
 
 /// The thread-limit variables set to "1" for process-profile workers (merged under `adapter_env`).
-const THREAD_LIMIT_VARS: &[&str] =
-    &["OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS", "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS"];
+const THREAD_LIMIT_VARS: &[&str] = &[
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OMP_NUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+];
 
 /// What to start: one worker of a pool.
 #[derive(Debug, Clone)]
@@ -36,7 +41,12 @@ pub struct WorkerSpec {
 
 impl WorkerSpec {
     /// Builds the command line and environment of the worker (without spawning it).
-    pub fn command(&self, run: &RunContext, socket: &std::path::Path, ready_file: &std::path::Path) -> Command {
+    pub fn command(
+        &self,
+        run: &RunContext,
+        socket: &std::path::Path,
+        ready_file: &std::path::Path,
+    ) -> Command {
         let pool = &self.pool;
         let mut cmd = Command::new(&self.python);
         match &pool.server_script {
@@ -53,7 +63,8 @@ impl WorkerSpec {
             .arg("--shutdown-grace-ms")
             .arg(pool.graceful_shutdown_timeout.as_millis().to_string());
         if pool.worker_profile == WorkerProfile::Thread {
-            cmd.args(["--mode", "threaded", "--max-workers"]).arg(pool.threads_per_worker.to_string());
+            cmd.args(["--mode", "threaded", "--max-workers"])
+                .arg(pool.threads_per_worker.to_string());
         }
         if pool.worker_profile == WorkerProfile::Process {
             for var in THREAD_LIMIT_VARS {
@@ -91,7 +102,10 @@ impl ExitProbe for ProcessProbe {
     fn crashed(&self) -> Pin<Box<dyn Future<Output = Option<String>> + Send + '_>> {
         Box::pin(async move {
             // A broken connection shows up a moment before the exit is reaped.
-            tokio::time::timeout(Duration::from_millis(250), self.0.exited()).await.ok().map(|e| e.description)
+            tokio::time::timeout(Duration::from_millis(250), self.0.exited())
+                .await
+                .ok()
+                .map(|e| e.description)
         })
     }
 }
@@ -109,7 +123,10 @@ impl Worker {
         let cmd = spec.command(&run, &socket, &ready_file);
         let process = WorkerProcess::spawn(cmd, spec.id.as_str()).map_err(|e| Error::Worker {
             worker: spec.id.to_string(),
-            message: format!("cannot start {} ({e}); set SNAKEPIT_PYTHON or python_executable", spec.python.display()),
+            message: format!(
+                "cannot start {} ({e}); set SNAKEPIT_PYTHON or python_executable",
+                spec.python.display()
+            ),
             source: Some(Box::new(e)),
         })?;
         let process = Arc::new(process);
@@ -120,7 +137,11 @@ impl Worker {
             Ok(Err(exit)) => {
                 return Err(Error::worker(
                     &spec.id,
-                    format!("exited during start-up ({}); stderr:\n{}", exit.description, process.stderr_tail()),
+                    format!(
+                        "exited during start-up ({}); stderr:\n{}",
+                        exit.description,
+                        process.stderr_tail()
+                    ),
                 ))
             }
             Err(_) => {
@@ -136,7 +157,9 @@ impl Worker {
             }
         };
         let _ = std::fs::remove_file(&ready_file);
-        let remaining = timeout.saturating_sub(started_at.elapsed()).max(Duration::from_millis(100));
+        let remaining = timeout
+            .saturating_sub(started_at.elapsed())
+            .max(Duration::from_millis(100));
         let channel = tokio::time::timeout(remaining, connect(&address))
             .await
             .map_err(|_| Error::timeout(format!("connecting to worker {}", spec.id), timeout))?
@@ -145,13 +168,20 @@ impl Worker {
                 message: format!("cannot connect to {address:?}: {e}"),
                 source: Some(Box::new(e)),
             })?;
-        let client = WorkerClient::new(spec.id.clone(), channel, run.token(), Arc::new(ProcessProbe(process.clone())))?;
+        let client = WorkerClient::new(
+            spec.id.clone(),
+            channel,
+            run.token(),
+            Arc::new(ProcessProbe(process.clone())),
+        )?;
         client.ping().await?;
-        let heartbeat = spec
-            .pool
-            .heartbeat
-            .enabled
-            .then(|| tokio::spawn(heartbeat(client.clone(), process.clone(), spec.pool.heartbeat.clone())));
+        let heartbeat = spec.pool.heartbeat.enabled.then(|| {
+            tokio::spawn(heartbeat(
+                client.clone(),
+                process.clone(),
+                spec.pool.heartbeat.clone(),
+            ))
+        });
         tracing::debug!(worker = %spec.id, pid = process.pid(), elapsed_ms = started_at.elapsed().as_millis() as u64, "worker ready");
         Ok(Self {
             id: spec.id,
@@ -227,7 +257,10 @@ impl Drop for Worker {
     }
 }
 
-async fn wait_ready(process: &WorkerProcess, ready_file: &std::path::Path) -> Result<WorkerAddress, ExitInfo> {
+async fn wait_ready(
+    process: &WorkerProcess,
+    ready_file: &std::path::Path,
+) -> Result<WorkerAddress, ExitInfo> {
     let mut tick = tokio::time::interval(Duration::from_millis(5));
     loop {
         tokio::select! {

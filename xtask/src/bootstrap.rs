@@ -16,7 +16,10 @@ pub(crate) fn run(force: bool) -> Result<PathBuf> {
     sh(&mut cmd)?;
     let python = project_root().join(".venv/bin/python");
     if !python.exists() {
-        bail!("`snakepit setup` finished but {} does not exist", python.display());
+        bail!(
+            "`snakepit setup` finished but {} does not exist",
+            python.display()
+        );
     }
     Ok(python)
 }

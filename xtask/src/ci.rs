@@ -6,10 +6,19 @@ use crate::util::{cargo, project_root, sh};
 
 pub(crate) fn run() -> Result<()> {
     sh(cargo().args(["fmt", "--all", "--", "--check"]))?;
-    sh(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    sh(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
     let python = crate::bootstrap::run(false)?;
     crate::codegen::run(true)?;
-    sh(cargo().args(["test", "--workspace", "--all-targets"]).env("SNAKEPIT_PYTHON", &python))?;
+    sh(cargo()
+        .args(["test", "--workspace", "--all-targets"])
+        .env("SNAKEPIT_PYTHON", &python))?;
     sh(cargo().args(["test", "--workspace", "--doc"]))?;
     sh(std::process::Command::new(&python)
         .args(["-m", "pytest", "-q", "python/tests"])

@@ -18,12 +18,24 @@ pub(crate) fn run(check: bool) -> Result<()> {
     let root = project_root();
     let tmp = tempfile::tempdir()?;
     generate_rust(&root, tmp.path())?;
-    let mut stale = sync(&root, &[(tmp.path().join("snakepit.bridge.rs"), root.join(RUST_OUT).join("snakepit.bridge.rs"))], check)?;
+    let mut stale = sync(
+        &root,
+        &[(
+            tmp.path().join("snakepit.bridge.rs"),
+            root.join(RUST_OUT).join("snakepit.bridge.rs"),
+        )],
+        check,
+    )?;
     let python = crate::bootstrap::run(false)?;
     generate_python(&root, &python, tmp.path())?;
     let py_pairs: Vec<_> = PY_FILES
         .iter()
-        .map(|f| (tmp.path().join("snakepit_bridge/_proto").join(f), root.join(PY_OUT).join(f)))
+        .map(|f| {
+            (
+                tmp.path().join("snakepit_bridge/_proto").join(f),
+                root.join(PY_OUT).join(f),
+            )
+        })
         .collect();
     stale.extend(sync(&root, &py_pairs, check)?);
     if !stale.is_empty() {
@@ -42,12 +54,19 @@ pub(crate) fn run(check: bool) -> Result<()> {
 fn sync(root: &Path, pairs: &[(PathBuf, PathBuf)], check: bool) -> Result<Vec<String>> {
     let mut stale = Vec::new();
     for (fresh, committed) in pairs {
-        let new = fs::read(fresh).with_context(|| format!("codegen produced no {}", fresh.display()))?;
+        let new =
+            fs::read(fresh).with_context(|| format!("codegen produced no {}", fresh.display()))?;
         if fs::read(committed).ok().as_deref() == Some(new.as_slice()) {
             continue;
         }
         if check {
-            stale.push(committed.strip_prefix(root).unwrap_or(committed).display().to_string());
+            stale.push(
+                committed
+                    .strip_prefix(root)
+                    .unwrap_or(committed)
+                    .display()
+                    .to_string(),
+            );
         } else {
             if let Some(dir) = committed.parent() {
                 fs::create_dir_all(dir)?;

@@ -23,7 +23,9 @@ pub(crate) fn cargo() -> Command {
 /// Runs a command, echoing it, and fails naming it when it does not succeed.
 pub(crate) fn sh(cmd: &mut Command) -> Result<()> {
     eprintln!("$ {}", describe(cmd));
-    let status = cmd.status().with_context(|| format!("cannot start `{}`", describe(cmd)))?;
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot start `{}`", describe(cmd)))?;
     if !status.success() {
         bail!("`{}` failed with {status}", describe(cmd));
     }

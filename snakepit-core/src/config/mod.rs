@@ -16,8 +16,8 @@ use serde::Deserialize;
 
 pub use error::ConfigError;
 pub use pool::{
-    HeartbeatConfig, PoolConfig, WorkerLifetime, WorkerMaxRequests, WorkerProfile,
-    DEFAULT_ADAPTER, DEFAULT_SERVER_MODULE,
+    HeartbeatConfig, PoolConfig, WorkerLifetime, WorkerMaxRequests, WorkerProfile, DEFAULT_ADAPTER,
+    DEFAULT_SERVER_MODULE,
 };
 
 /// The configuration used when no file is given: one pool running the bundled showcase adapter.

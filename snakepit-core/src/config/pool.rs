@@ -123,10 +123,21 @@ impl HeartbeatConfig {
     fn merged(mut self, o: Option<&HeartbeatOverrides>) -> Self {
         if let Some(o) = o {
             self.enabled = o.enabled.unwrap_or(self.enabled);
-            self.ping_interval = o.ping_interval_ms.map(Duration::from_millis).unwrap_or(self.ping_interval);
-            self.timeout = o.timeout_ms.map(Duration::from_millis).unwrap_or(self.timeout);
-            self.max_missed_heartbeats = o.max_missed_heartbeats.unwrap_or(self.max_missed_heartbeats);
-            self.initial_delay = o.initial_delay_ms.map(Duration::from_millis).unwrap_or(self.initial_delay);
+            self.ping_interval = o
+                .ping_interval_ms
+                .map(Duration::from_millis)
+                .unwrap_or(self.ping_interval);
+            self.timeout = o
+                .timeout_ms
+                .map(Duration::from_millis)
+                .unwrap_or(self.timeout);
+            self.max_missed_heartbeats = o
+                .max_missed_heartbeats
+                .unwrap_or(self.max_missed_heartbeats);
+            self.initial_delay = o
+                .initial_delay_ms
+                .map(Duration::from_millis)
+                .unwrap_or(self.initial_delay);
             self.dependent = o.dependent.unwrap_or(self.dependent);
         }
         self
@@ -249,7 +260,7 @@ impl PoolConfig {
         // The showcase table has only valid values, so this cannot fail; fall back to
         // validation's error path being unreachable by returning the table's normalization.
         normalize_table(&SnakepitConfig::default(), &table, "pools[default]")
-            .unwrap_or_else(|e| unreachable_config(e))
+            .unwrap_or_else(unreachable_config)
     }
 
     /// How many calls one worker serves at once (1 for the process profile).
@@ -264,16 +275,32 @@ impl PoolConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let key = |k: &str| format!("pools[{}].{k}", self.name);
         if self.name.trim().is_empty() {
-            return Err(ConfigError::invalid("pools[].name", "\"\"", "a non-empty pool name"));
+            return Err(ConfigError::invalid(
+                "pools[].name",
+                "\"\"",
+                "a non-empty pool name",
+            ));
         }
         if self.pool_size == 0 || self.pool_size > MAX_WORKERS {
-            return Err(ConfigError::invalid(key("pool_size"), self.pool_size, "an integer from 1 to 1000"));
+            return Err(ConfigError::invalid(
+                key("pool_size"),
+                self.pool_size,
+                "an integer from 1 to 1000",
+            ));
         }
         if self.startup_batch_size == 0 {
-            return Err(ConfigError::invalid(key("startup_batch_size"), 0, "a positive integer"));
+            return Err(ConfigError::invalid(
+                key("startup_batch_size"),
+                0,
+                "a positive integer",
+            ));
         }
         if self.threads_per_worker == 0 {
-            return Err(ConfigError::invalid(key("threads_per_worker"), 0, "a positive integer"));
+            return Err(ConfigError::invalid(
+                key("threads_per_worker"),
+                0,
+                "a positive integer",
+            ));
         }
         for (k, d) in [
             ("pool_startup_timeout", self.startup_timeout),
@@ -282,7 +309,11 @@ impl PoolConfig {
             ("stream_timeout_ms", self.stream_timeout),
         ] {
             if d.is_zero() {
-                return Err(ConfigError::invalid(key(k), 0, "a positive number of milliseconds"));
+                return Err(ConfigError::invalid(
+                    key(k),
+                    0,
+                    "a positive number of milliseconds",
+                ));
             }
         }
         if self.heartbeat.ping_interval.is_zero() || self.heartbeat.timeout.is_zero() {
@@ -331,7 +362,11 @@ pub(super) fn normalize(cfg: &SnakepitConfig) -> Result<Vec<PoolConfig>, ConfigE
         let mut table = cfg.pool_config.clone().unwrap_or_default();
         if let Some(name) = &table.name {
             if name != "default" {
-                return Err(ConfigError::invalid("pool_config.name", name, "\"default\" (or use [[pools]] for named pools)"));
+                return Err(ConfigError::invalid(
+                    "pool_config.name",
+                    name,
+                    "\"default\" (or use [[pools]] for named pools)",
+                ));
             }
         }
         table.name = Some("default".into());
@@ -350,7 +385,11 @@ pub(super) fn normalize(cfg: &SnakepitConfig) -> Result<Vec<PoolConfig>, ConfigE
                 hint: "every [[pools]] entry needs a unique `name` (use \"default\" for the main pool)".into(),
             })?;
             if out.iter().any(|p: &PoolConfig| p.name == name) {
-                return Err(ConfigError::invalid(format!("pools[{i}].name"), format!("{name:?}"), "a name no other pool uses"));
+                return Err(ConfigError::invalid(
+                    format!("pools[{i}].name"),
+                    format!("{name:?}"),
+                    "a name no other pool uses",
+                ));
             }
             out.push(normalize_table(cfg, table, &format!("pools[{name}]"))?);
         }
@@ -359,21 +398,41 @@ pub(super) fn normalize(cfg: &SnakepitConfig) -> Result<Vec<PoolConfig>, ConfigE
 }
 
 fn default_pool_size() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) * 2
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        * 2
 }
 
-fn normalize_table(cfg: &SnakepitConfig, t: &PoolTable, path: &str) -> Result<PoolConfig, ConfigError> {
+fn normalize_table(
+    cfg: &SnakepitConfig,
+    t: &PoolTable,
+    path: &str,
+) -> Result<PoolConfig, ConfigError> {
     let key = |k: &str| format!("{path}.{k}");
     let name = t.name.clone().unwrap_or_else(|| "default".into());
-    let mut adapter_args = t.adapter_args.clone().or_else(|| cfg.adapter_args.clone()).unwrap_or_default();
+    let mut adapter_args = t
+        .adapter_args
+        .clone()
+        .or_else(|| cfg.adapter_args.clone())
+        .unwrap_or_default();
     let from_args = adapter_args
         .iter()
         .position(|a| a == "--adapter")
-        .map(|i| adapter_args.get(i + 1).cloned().ok_or_else(|| {
-            ConfigError::invalid(key("adapter_args"), format!("{adapter_args:?}"), "`--adapter` followed by a class path")
-        }))
+        .map(|i| {
+            adapter_args.get(i + 1).cloned().ok_or_else(|| {
+                ConfigError::invalid(
+                    key("adapter_args"),
+                    format!("{adapter_args:?}"),
+                    "`--adapter` followed by a class path",
+                )
+            })
+        })
         .transpose()?;
-    let adapter_spec = match (t.adapter_spec.clone().or_else(|| cfg.adapter_spec.clone()), from_args) {
+    let adapter_spec = match (
+        t.adapter_spec.clone().or_else(|| cfg.adapter_spec.clone()),
+        from_args,
+    ) {
         (Some(spec), Some(arg)) if spec != arg => {
             return Err(ConfigError::invalid(
                 key("adapter_spec"),
@@ -392,33 +451,50 @@ fn normalize_table(cfg: &SnakepitConfig, t: &PoolTable, path: &str) -> Result<Po
             DEFAULT_ADAPTER.to_owned()
         }
     };
-    let worker_ttl = match &t.worker_ttl {
-        None => None,
-        Some(WorkerLifetime::Keyword(k)) if k == "infinity" => None,
-        Some(WorkerLifetime::Keyword(k)) => {
-            return Err(ConfigError::invalid(key("worker_ttl"), format!("{k:?}"), "\"infinity\", seconds, or { value = N, unit = \"seconds|minutes|hours|days\" }"))
-        }
-        Some(WorkerLifetime::Seconds(0)) | Some(WorkerLifetime::WithUnit { value: 0, .. }) => {
-            return Err(ConfigError::invalid(key("worker_ttl"), 0, "a positive lifetime or \"infinity\""))
-        }
-        Some(WorkerLifetime::Seconds(s)) => Some(Duration::from_secs(*s)),
-        Some(WorkerLifetime::WithUnit { value, unit }) => {
-            let mult = match unit.as_str() {
-                "seconds" | "second" | "s" => 1,
-                "minutes" | "minute" | "min" => 60,
-                "hours" | "hour" | "h" => 3_600,
-                "days" | "day" | "d" => 86_400,
-                other => return Err(ConfigError::invalid(key("worker_ttl.unit"), format!("{other:?}"), "seconds, minutes, hours or days")),
-            };
-            Some(Duration::from_secs(value.saturating_mul(mult)))
-        }
-    };
+    let worker_ttl =
+        match &t.worker_ttl {
+            None => None,
+            Some(WorkerLifetime::Keyword(k)) if k == "infinity" => None,
+            Some(WorkerLifetime::Keyword(k)) => return Err(ConfigError::invalid(
+                key("worker_ttl"),
+                format!("{k:?}"),
+                "\"infinity\", seconds, or { value = N, unit = \"seconds|minutes|hours|days\" }",
+            )),
+            Some(WorkerLifetime::Seconds(0)) | Some(WorkerLifetime::WithUnit { value: 0, .. }) => {
+                return Err(ConfigError::invalid(
+                    key("worker_ttl"),
+                    0,
+                    "a positive lifetime or \"infinity\"",
+                ))
+            }
+            Some(WorkerLifetime::Seconds(s)) => Some(Duration::from_secs(*s)),
+            Some(WorkerLifetime::WithUnit { value, unit }) => {
+                let mult = match unit.as_str() {
+                    "seconds" | "second" | "s" => 1,
+                    "minutes" | "minute" | "min" => 60,
+                    "hours" | "hour" | "h" => 3_600,
+                    "days" | "day" | "d" => 86_400,
+                    other => {
+                        return Err(ConfigError::invalid(
+                            key("worker_ttl.unit"),
+                            format!("{other:?}"),
+                            "seconds, minutes, hours or days",
+                        ))
+                    }
+                };
+                Some(Duration::from_secs(value.saturating_mul(mult)))
+            }
+        };
     let worker_max_requests = match &t.worker_max_requests {
         None => None,
         Some(WorkerMaxRequests::Keyword(k)) if k == "infinity" => None,
         Some(WorkerMaxRequests::Count(n)) if *n > 0 => Some(*n),
         Some(other) => {
-            return Err(ConfigError::invalid(key("worker_max_requests"), format!("{other:?}"), "\"infinity\" or a positive integer"))
+            return Err(ConfigError::invalid(
+                key("worker_max_requests"),
+                format!("{other:?}"),
+                "\"infinity\" or a positive integer",
+            ))
         }
     };
     let adapter_env = match &t.adapter_env {
@@ -426,10 +502,17 @@ fn normalize_table(cfg: &SnakepitConfig, t: &PoolTable, path: &str) -> Result<Po
         Some(AdapterEnv::Table(m)) => m.clone(),
         Some(AdapterEnv::Pairs(p)) => p.iter().cloned().collect(),
     };
-    let pool_size = t.pool_size.or(cfg.pool_size).unwrap_or_else(default_pool_size);
+    let pool_size = t
+        .pool_size
+        .or(cfg.pool_size)
+        .unwrap_or_else(default_pool_size);
     let max_workers = t.max_workers.unwrap_or(MAX_WORKERS);
     if max_workers == 0 || max_workers > MAX_WORKERS || pool_size > max_workers {
-        return Err(ConfigError::invalid(key("max_workers"), max_workers, format!("from pool_size ({pool_size}) to 1000")));
+        return Err(ConfigError::invalid(
+            key("max_workers"),
+            max_workers,
+            format!("from pool_size ({pool_size}) to 1000"),
+        ));
     }
     let ms = Duration::from_millis;
     let config = PoolConfig {
@@ -439,11 +522,19 @@ fn normalize_table(cfg: &SnakepitConfig, t: &PoolTable, path: &str) -> Result<Po
         adapter_spec,
         adapter_args,
         adapter_env,
-        python_executable: t.python_executable.clone().or_else(|| cfg.python_executable.clone()),
-        server_module: t.server_module.clone().unwrap_or_else(|| DEFAULT_SERVER_MODULE.into()),
+        python_executable: t
+            .python_executable
+            .clone()
+            .or_else(|| cfg.python_executable.clone()),
+        server_module: t
+            .server_module
+            .clone()
+            .unwrap_or_else(|| DEFAULT_SERVER_MODULE.into()),
         server_script: t.server_script.clone(),
         startup_batch_size: t.startup_batch_size.unwrap_or(DEFAULT_STARTUP_BATCH_SIZE),
-        startup_batch_delay: ms(t.startup_batch_delay_ms.unwrap_or(DEFAULT_STARTUP_BATCH_DELAY_MS)),
+        startup_batch_delay: ms(t
+            .startup_batch_delay_ms
+            .unwrap_or(DEFAULT_STARTUP_BATCH_DELAY_MS)),
         threads_per_worker: t.threads_per_worker.unwrap_or(DEFAULT_THREADS_PER_WORKER),
         thread_safety_checks: t.thread_safety_checks.unwrap_or(false),
         worker_ttl,
@@ -452,9 +543,18 @@ fn normalize_table(cfg: &SnakepitConfig, t: &PoolTable, path: &str) -> Result<Po
         heartbeat: HeartbeatConfig::default()
             .merged(cfg.heartbeat.as_ref())
             .merged(t.heartbeat.as_ref()),
-        startup_timeout: ms(t.pool_startup_timeout.or(cfg.pool_startup_timeout).unwrap_or(DEFAULT_POOL_STARTUP_TIMEOUT_MS)),
-        queue_timeout: ms(t.pool_queue_timeout.or(cfg.pool_queue_timeout).unwrap_or(DEFAULT_POOL_QUEUE_TIMEOUT_MS)),
-        max_queue_size: t.pool_max_queue_size.or(cfg.pool_max_queue_size).unwrap_or(DEFAULT_POOL_MAX_QUEUE_SIZE),
+        startup_timeout: ms(t
+            .pool_startup_timeout
+            .or(cfg.pool_startup_timeout)
+            .unwrap_or(DEFAULT_POOL_STARTUP_TIMEOUT_MS)),
+        queue_timeout: ms(t
+            .pool_queue_timeout
+            .or(cfg.pool_queue_timeout)
+            .unwrap_or(DEFAULT_POOL_QUEUE_TIMEOUT_MS)),
+        max_queue_size: t
+            .pool_max_queue_size
+            .or(cfg.pool_max_queue_size)
+            .unwrap_or(DEFAULT_POOL_MAX_QUEUE_SIZE),
         graceful_shutdown_timeout: ms(t
             .graceful_shutdown_timeout_ms
             .or(cfg.graceful_shutdown_timeout_ms)

@@ -16,7 +16,10 @@ fn embedded_default_is_one_showcase_pool() {
     let p = &pools[0];
     assert_eq!(p.name, "default");
     assert_eq!(p.adapter_spec, DEFAULT_ADAPTER);
-    assert_eq!(p.adapter_args, vec!["--adapter".to_string(), DEFAULT_ADAPTER.to_string()]);
+    assert_eq!(
+        p.adapter_args,
+        vec!["--adapter".to_string(), DEFAULT_ADAPTER.to_string()]
+    );
     assert_eq!(p.pool_size, 2);
     assert_eq!(cfg.pooling_enabled, Some(true));
 }
@@ -73,7 +76,12 @@ fn multi_pool_form_with_overrides_and_globals() {
     let ml = &ps[1];
     assert_eq!(ml.adapter_spec, "myapp.ml.InferenceAdapter");
     assert_eq!(ml.capacity_per_worker(), 16);
-    assert_eq!(ml.adapter_env.get("CUDA_VISIBLE_DEVICES").map(String::as_str), Some("0"));
+    assert_eq!(
+        ml.adapter_env
+            .get("CUDA_VISIBLE_DEVICES")
+            .map(String::as_str),
+        Some("0")
+    );
     assert_eq!(ml.worker_ttl, Some(Duration::from_secs(7200)));
     assert_eq!(ml.worker_max_requests, Some(1000));
     assert!(!ml.heartbeat.dependent);
@@ -111,7 +119,10 @@ fn invalid_values_name_key_value_and_allowed() {
     let err = pools("[[pools]]\npool_size = 1\n").unwrap_err();
     assert!(matches!(err, ConfigError::Missing { .. }), "{err}");
     let err = pools("[[pools]]\nname = \"a\"\n[[pools]]\nname = \"a\"\n").unwrap_err();
-    assert!(err.to_string().contains("a name no other pool uses"), "{err}");
+    assert!(
+        err.to_string().contains("a name no other pool uses"),
+        "{err}"
+    );
 }
 
 #[test]
