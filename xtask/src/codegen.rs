@@ -99,3 +99,30 @@ fn generate_python(root: &Path, python: &Path, out: &Path) -> Result<()> {
         .arg("--out")
         .arg(out))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn check_mode_names_the_stale_file_and_leaves_it_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let fresh = dir.path().join("fresh.rs");
+        let committed = dir.path().join("gen/committed.rs");
+        fs::write(&fresh, "generated").unwrap();
+        fs::create_dir_all(committed.parent().unwrap()).unwrap();
+        fs::write(&committed, "generated // hand edit").unwrap();
+        let pairs = [(fresh, committed.clone())];
+        assert_eq!(
+            sync(dir.path(), &pairs, true).unwrap(),
+            vec!["gen/committed.rs".to_string()]
+        );
+        assert_eq!(
+            fs::read_to_string(&committed).unwrap(),
+            "generated // hand edit"
+        );
+        assert!(sync(dir.path(), &pairs, false).unwrap().is_empty());
+        assert_eq!(fs::read_to_string(&committed).unwrap(), "generated");
+        assert!(sync(dir.path(), &pairs, true).unwrap().is_empty());
+    }
+}
