@@ -1,6 +1,7 @@
 //! The `snakepit` binary: wires the command line to the library crates.
 
 mod exec;
+mod hardware;
 mod setup;
 
 use std::process::ExitCode;
@@ -26,6 +27,8 @@ struct Cli {
 enum Command {
     /// Start a pool, run one tool call, print its result, shut down.
     Exec(exec::ExecArgs),
+    /// Detect CPU features and accelerators (CUDA, ROCm, MPS).
+    Hardware(hardware::HardwareArgs),
     /// Create the project's Python environment (.venv) and install snakepit_bridge.
     Setup(setup::SetupArgs),
 }
@@ -81,6 +84,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Exec(args) => exec::run(args).await,
             Command::Setup(args) => setup::run(args).await,
+            Command::Hardware(args) => hardware::run(args).await,
         }
     });
     match result {

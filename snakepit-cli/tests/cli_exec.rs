@@ -95,3 +95,23 @@ fn exit_codes_distinguish_tool_usage_and_infrastructure_errors() {
     );
     assert!(String::from_utf8_lossy(&infra.stderr).contains("no_such_mod"));
 }
+
+#[test]
+fn hardware_reports_this_machines_cpu_as_json_and_table() {
+    let out = snakepit(&["hardware", "--json"]);
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let threads = std::thread::available_parallelism().unwrap().get() as u64;
+    assert_eq!(v["cpu"]["threads"].as_u64(), Some(threads), "{v}");
+    assert!(v["platform"]
+        .as_str()
+        .unwrap()
+        .starts_with(std::env::consts::OS));
+    let table = snakepit(&["hardware"]);
+    assert!(table.status.success());
+    assert!(String::from_utf8_lossy(&table.stdout).contains(v["platform"].as_str().unwrap()));
+}
