@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use snakepit_core::config::{PoolConfig, WorkerProfile};
 use snakepit_core::{CallOptions, ChunkStream, Error, Payload, RunId, ToolCall, WorkerId};
+use snakepit_worker::registry::{default_registry_dir, sweep_orphans, ProcessRegistry};
 use snakepit_worker::{RunContext, Worker, WorkerSpec};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -23,6 +24,7 @@ const MAX_RESTART_BACKOFF: Duration = Duration::from_secs(5);
 pub(crate) struct Inner {
     pub(crate) config: PoolConfig,
     run: Arc<RunContext>,
+    registry: ProcessRegistry,
     python: std::path::PathBuf,
     pub(crate) scheduler: Mutex<Scheduler<Arc<Worker>>>,
     pub(crate) counters: Counters,
@@ -98,7 +100,13 @@ impl Pool {
         config.validate()?;
         let python =
             snakepit_worker::python_env::ensure_python(config.python_executable.as_deref()).await?;
+        let registry_dir = default_registry_dir();
+        let swept = sweep_orphans(&registry_dir).await;
+        if !swept.killed.is_empty() {
+            tracing::warn!(target: "snakepit::pool", killed = ?swept.killed, runs = ?swept.stale_runs, "killed worker processes left over by dead hosts");
+        }
         let run = RunContext::new()?;
+        let registry = ProcessRegistry::create(&registry_dir, run.run_id())?;
         let inner = Arc::new(Inner {
             scheduler: Mutex::new(Scheduler::new(config.max_queue_size)),
             counters: Counters::default(),
@@ -110,6 +118,7 @@ impl Pool {
             next_index: AtomicU64::new(1),
             config,
             run,
+            registry,
             python,
         });
         let starter = tokio::spawn(initial_startup(inner.clone()));
@@ -472,6 +481,9 @@ impl Inner {
             worker.stop().await;
             return Ok(());
         }
+        if let Err(e) = self.registry.register(id.as_str(), worker.pid()) {
+            tracing::warn!(worker = %id, error = %e, "cannot record the worker in the process registry");
+        }
         tracing::info!(target: "snakepit::pool", pool = %self.config.name, worker = %id, pid = worker.pid(), duration_ms = started.elapsed().as_millis() as u64, "worker spawned");
         if let Ok(mut s) = self.scheduler.lock() {
             s.add_worker(
@@ -514,6 +526,9 @@ impl Inner {
         };
         self.ready_workers.send_replace(0);
         futures::future::join_all(workers.iter().map(|w| w.stop())).await;
+        for w in &workers {
+            let _ = self.registry.unregister(w.id().as_str());
+        }
         tracing::info!(pool = %self.config.name, stopped = workers.len(), "pool shut down");
     }
 }

@@ -271,3 +271,37 @@ async fn adapter_that_cannot_be_imported_fails_start_up_with_its_stderr() {
     assert!(err.to_string().contains("no_such_module"), "{err}");
     pool.shutdown().await;
 }
+
+#[tokio::test]
+async fn workers_are_recorded_in_the_process_registry_with_their_start_time() {
+    let pool = ready_pool(2, |_| {}).await;
+    let path =
+        snakepit_worker::registry::default_registry_dir().join(format!("{}.json", pool.run_id()));
+    let run: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let mut recorded: Vec<u64> = run["workers"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|w| w["pid"].as_u64().unwrap())
+        .collect();
+    let mut live: Vec<u64> = pool
+        .list_workers()
+        .iter()
+        .map(|w| u64::from(w.pid))
+        .collect();
+    recorded.sort_unstable();
+    live.sort_unstable();
+    assert_eq!(recorded, live);
+    for w in run["workers"].as_object().unwrap().values() {
+        let pid = w["pid"].as_u64().unwrap() as u32;
+        assert_eq!(
+            snakepit_worker::registry::process_start_time(pid),
+            w["start_time"].as_u64()
+        );
+    }
+    pool.shutdown().await;
+    let after: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert!(after["workers"].as_object().unwrap().is_empty());
+    drop(pool);
+    assert!(!path.exists(), "the run file outlived its pool");
+}

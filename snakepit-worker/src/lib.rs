@@ -12,6 +12,7 @@
 mod client;
 mod process;
 pub mod python_env;
+pub mod registry;
 mod run;
 mod wire;
 mod worker;
