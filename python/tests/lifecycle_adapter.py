@@ -20,6 +20,13 @@ class LifecycleAdapter(BaseAdapter):
         return "done"
 
     @tool
+    def span(self, ms: int) -> list:
+        """Sleep and report when this call ran (monotonic start and end)."""
+        start = time.monotonic()
+        time.sleep(ms / 1000)
+        return [start, time.monotonic()]
+
+    @tool
     async def async_add(self, a: int, b: int) -> int:
         return a + b
 

@@ -125,3 +125,25 @@ def test_health_check_exit_codes():
 def test_worker_exits_when_its_parent_is_not_the_host(tmp_path):
     w = start_worker(tmp_path, extra_env={"SNAKEPIT_PARENT_PID": "1"})
     assert w.proc.wait(10) == 0
+
+
+def _overlapping_spans(tmp_path, args):
+    tmp_path.mkdir()
+    w = start_worker(tmp_path, adapter="lifecycle_adapter.LifecycleAdapter", extra_env={"MARKER_FILE": str(tmp_path / "m")}, args=args)
+    spans = []
+    try:
+        threads = [threading.Thread(target=lambda: spans.append(decode_any(call(w, "span", ms=400).result))) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+    finally:
+        w.proc.kill()
+        w.proc.wait()
+    (s1, e1), (s2, e2) = sorted(spans)
+    return s2 < e1
+
+
+def test_thread_mode_runs_calls_concurrently_and_process_mode_one_at_a_time(tmp_path):
+    assert _overlapping_spans(tmp_path / "t", ["--mode", "threaded", "--max-workers", "2"]) is True
+    assert _overlapping_spans(tmp_path / "p", []) is False
