@@ -51,6 +51,12 @@ pub struct SnakepitConfig {
     pub heartbeat: Option<pool::HeartbeatOverrides>,
     /// Legacy single-pool options (`pool_config` in the seeds).
     pub pool_config: Option<pool::PoolTable>,
+    /// Global circuit breaker defaults (`circuit_breaker = { enabled, failure_threshold, ... }`).
+    pub circuit_breaker: Option<toml::Table>,
+    /// Global retry defaults.
+    pub retry: Option<toml::Table>,
+    /// Global resilience timeouts.
+    pub timeouts: Option<toml::Table>,
     /// The pools (multi-pool form).
     #[serde(default)]
     pub pools: Vec<pool::PoolTable>,

@@ -196,6 +196,12 @@ pub struct PoolTable {
     pub stream_timeout_ms: Option<u64>,
     /// Legacy: upper bound on workers (default and ceiling 1 000).
     pub max_workers: Option<usize>,
+    /// Circuit breaker options (`enabled`, `failure_threshold`, `reset_timeout_ms`, ...).
+    pub circuit_breaker: Option<toml::Table>,
+    /// Retry options (`max_attempts`, `backoff_ms`, `retriable_errors`, ...).
+    pub retry: Option<toml::Table>,
+    /// Per-attempt and overall timeouts of the resilience stack.
+    pub timeouts: Option<toml::Table>,
 }
 
 /// A pool's configuration with every default filled in and validated.
@@ -247,6 +253,9 @@ pub struct PoolConfig {
     pub execute_timeout: Duration,
     /// Default timeout of `execute_stream`.
     pub stream_timeout: Duration,
+    /// The resilience tables (`circuit_breaker`, `retry`, `timeouts`), global keys overlaid
+    /// with the pool's; interpreted and validated by `snakepit-resilience` when the pool starts.
+    pub resilience: toml::Table,
 }
 
 impl PoolConfig {
@@ -561,7 +570,26 @@ fn normalize_table(
             .unwrap_or(DEFAULT_GRACEFUL_SHUTDOWN_MS)),
         execute_timeout: ms(t.execute_timeout_ms.unwrap_or(DEFAULT_EXECUTE_TIMEOUT_MS)),
         stream_timeout: ms(t.stream_timeout_ms.unwrap_or(DEFAULT_STREAM_TIMEOUT_MS)),
+        resilience: resilience_tables(cfg, t),
     };
     config.validate()?;
     Ok(config)
+}
+
+/// Merges the global resilience tables with the pool's (the pool's keys win).
+fn resilience_tables(cfg: &SnakepitConfig, t: &PoolTable) -> toml::Table {
+    let mut out = toml::Table::new();
+    for (name, global, local) in [
+        ("circuit_breaker", &cfg.circuit_breaker, &t.circuit_breaker),
+        ("retry", &cfg.retry, &t.retry),
+        ("timeouts", &cfg.timeouts, &t.timeouts),
+    ] {
+        if global.is_none() && local.is_none() {
+            continue;
+        }
+        let mut merged = global.clone().unwrap_or_default();
+        merged.extend(local.clone().unwrap_or_default());
+        out.insert(name.to_owned(), toml::Value::Table(merged));
+    }
+    out
 }

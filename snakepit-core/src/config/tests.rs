@@ -147,3 +147,40 @@ fn showcase_pool_is_valid() {
     assert_eq!(p.pool_size, 3);
     assert_eq!(p.adapter_spec, DEFAULT_ADAPTER);
 }
+
+#[test]
+fn resilience_tables_merge_global_under_pool() {
+    let ps = pools(
+        r#"
+        [circuit_breaker]
+        failure_threshold = 3
+        reset_timeout_ms = 1000
+        [[pools]]
+        name = "a"
+        [pools.circuit_breaker]
+        failure_threshold = 7
+        [pools.retry]
+        max_attempts = 2
+        [[pools]]
+        name = "b"
+        "#,
+    )
+    .unwrap();
+    let a = &ps[0].resilience;
+    assert_eq!(
+        a["circuit_breaker"]["failure_threshold"].as_integer(),
+        Some(7)
+    );
+    assert_eq!(
+        a["circuit_breaker"]["reset_timeout_ms"].as_integer(),
+        Some(1000)
+    );
+    assert_eq!(a["retry"]["max_attempts"].as_integer(), Some(2));
+    let b = &ps[1].resilience;
+    assert_eq!(
+        b["circuit_breaker"]["failure_threshold"].as_integer(),
+        Some(3)
+    );
+    assert!(b.get("retry").is_none());
+    assert!(pools("").unwrap()[0].resilience.is_empty());
+}
