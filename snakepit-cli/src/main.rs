@@ -1,6 +1,8 @@
 //! The `snakepit` binary: wires the command line to the library crates.
 
+mod doctor;
 mod exec;
+mod gen;
 mod hardware;
 mod setup;
 
@@ -27,6 +29,11 @@ struct Cli {
 enum Command {
     /// Start a pool, run one tool call, print its result, shut down.
     Exec(exec::ExecArgs),
+    /// Check Python, the bridge package and each pool's adapter.
+    Doctor(doctor::DoctorArgs),
+    /// Generate code, e.g. `snakepit gen adapter NAME`.
+    #[command(subcommand)]
+    Gen(gen::GenCommand),
     /// Detect CPU features and accelerators (CUDA, ROCm, MPS).
     Hardware(hardware::HardwareArgs),
     /// Create the project's Python environment (.venv) and install snakepit_bridge.
@@ -44,6 +51,13 @@ impl CliError {
     pub(crate) fn usage(message: impl Into<String>) -> Self {
         Self {
             code: EXIT_USAGE,
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn infra(message: impl Into<String>) -> Self {
+        Self {
+            code: EXIT_INFRA,
             message: message.into(),
         }
     }
@@ -85,6 +99,8 @@ fn main() -> ExitCode {
             Command::Exec(args) => exec::run(args).await,
             Command::Setup(args) => setup::run(args).await,
             Command::Hardware(args) => hardware::run(args).await,
+            Command::Doctor(args) => doctor::run(args).await,
+            Command::Gen(cmd) => gen::run(cmd),
         }
     });
     match result {

@@ -115,3 +115,71 @@ fn hardware_reports_this_machines_cpu_as_json_and_table() {
     assert!(table.status.success());
     assert!(String::from_utf8_lossy(&table.stdout).contains(v["platform"].as_str().unwrap()));
 }
+
+#[test]
+fn generated_adapter_runs_through_a_pool() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = snakepit(&[
+        "gen",
+        "adapter",
+        "greeter",
+        "--dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let snippet = String::from_utf8_lossy(&out.stdout);
+    let config: String = snippet
+        .lines()
+        .skip_while(|l| !l.starts_with("[[pools]]"))
+        .take_while(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let cfg = dir.path().join("snakepit.toml");
+    std::fs::write(&cfg, format!("{config}\npool_size = 1\n")).unwrap();
+    let run = snakepit(&[
+        "exec",
+        "hello",
+        "--args",
+        r#"{"name": "rust"}"#,
+        "--config",
+        cfg.to_str().unwrap(),
+    ]);
+    assert!(
+        run.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(v["greeting"], "hello, rust");
+    let doctor = snakepit(&["doctor", "--config", cfg.to_str().unwrap()]);
+    assert!(
+        doctor.status.success(),
+        "doctor: {}",
+        String::from_utf8_lossy(&doctor.stdout)
+    );
+
+    let bad = snakepit(&["gen", "adapter", "not-valid"]);
+    assert_eq!(bad.status.code(), Some(2));
+}
+
+#[test]
+fn doctor_reports_an_adapter_that_cannot_be_imported() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("bad.toml");
+    std::fs::write(
+        &cfg,
+        "[[pools]]\nname = \"x\"\nadapter_spec = \"missing_mod.Adapter\"\n",
+    )
+    .unwrap();
+    let out = snakepit(&["doctor", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(3));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("[  error] pool 'x' adapter") && text.contains("missing_mod"),
+        "{text}"
+    );
+}
