@@ -15,6 +15,7 @@
 //! # Ok(()) }
 //! ```
 
+mod lifecycle;
 mod pool;
 mod scheduler;
 mod stats;

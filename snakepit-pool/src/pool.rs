@@ -14,6 +14,7 @@ use snakepit_worker::{RunContext, Worker, WorkerSpec};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::lifecycle::PoolWorker;
 use crate::scheduler::{Acquire, Scheduler};
 use crate::stats::{Counters, PoolStats, WorkerInfo};
 use crate::stream::LeasedStream;
@@ -26,7 +27,7 @@ pub(crate) struct Inner {
     run: Arc<RunContext>,
     registry: ProcessRegistry,
     python: std::path::PathBuf,
-    pub(crate) scheduler: Mutex<Scheduler<Arc<Worker>>>,
+    pub(crate) scheduler: Mutex<Scheduler<Arc<PoolWorker>>>,
     pub(crate) counters: Counters,
     shutting_down: AtomicBool,
     tasks: Mutex<Vec<JoinHandle<()>>>,
@@ -57,11 +58,12 @@ impl std::fmt::Debug for Pool {
 pub(crate) struct Lease {
     inner: Arc<Inner>,
     pub(crate) id: WorkerId,
-    pub(crate) worker: Arc<Worker>,
+    pub(crate) worker: Arc<PoolWorker>,
 }
 
 impl Drop for Lease {
     fn drop(&mut self) {
+        self.worker.call_finished();
         if let Ok(mut s) = self.inner.scheduler.lock() {
             s.release(&self.id);
         }
@@ -69,6 +71,16 @@ impl Drop for Lease {
 }
 
 impl Lease {
+    fn new(inner: Arc<Inner>, (id, worker): (WorkerId, Arc<PoolWorker>)) -> Self {
+        worker.call_started();
+        Self { inner, id, worker }
+    }
+
+    /// Counts a successful request toward the worker's `worker_max_requests`.
+    pub(crate) fn succeeded(&self) {
+        self.inner.request_succeeded(&self.id, &self.worker);
+    }
+
     /// Kills a worker whose call overran its timeout (process profile): its state is unknown,
     /// so it is replaced rather than trusted with the next call.
     pub(crate) fn retire_after_timeout(&self) {
@@ -82,10 +94,7 @@ impl Lease {
     /// Takes the worker out of scheduling at once (it crashed or is being killed), so no
     /// other call is handed a dead worker before its monitor notices the exit.
     pub(crate) fn evict(&self) {
-        if let Ok(mut s) = self.inner.scheduler.lock() {
-            s.remove_worker(&self.id);
-            self.inner.ready_workers.send_replace(s.worker_count());
-        }
+        self.inner.evict(&self.id);
     }
 }
 
@@ -123,6 +132,8 @@ impl Pool {
         });
         let starter = tokio::spawn(initial_startup(inner.clone()));
         inner.track(starter);
+        let checks = tokio::spawn(inner.clone().lifecycle_checks());
+        inner.track(checks);
         tracing::info!(pool = %inner.config.name, run_id = %inner.run.run_id(), size = inner.config.pool_size, "pool starting");
         Ok(Self { inner })
     }
@@ -223,7 +234,11 @@ impl Pool {
                     lease.evict();
                     Err(e)
                 }
-                Ok(r) => r,
+                Ok(Ok(payload)) => {
+                    lease.succeeded();
+                    Ok(payload)
+                }
+                Ok(Err(e)) => Err(e),
                 Err(_) => {
                     lease.retire_after_timeout();
                     Err(Error::timeout(
@@ -341,7 +356,30 @@ impl Drop for Pool {
 }
 
 impl Inner {
-    fn track(&self, handle: JoinHandle<()>) {
+    /// Takes a worker out of scheduling (no new calls); in-flight calls keep their lease.
+    pub(crate) fn evict(&self, id: &WorkerId) {
+        if let Ok(mut s) = self.scheduler.lock() {
+            s.remove_worker(id);
+            self.ready_workers.send_replace(s.worker_count());
+        }
+    }
+
+    /// The live members of the pool.
+    pub(crate) fn members(&self) -> Vec<(WorkerId, Arc<PoolWorker>)> {
+        match self.scheduler.lock() {
+            Ok(s) => s
+                .workers()
+                .map(|(id, w, _, _)| (id.clone(), w.clone()))
+                .collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    pub(crate) fn registry_unregister(&self, id: &WorkerId) -> Result<(), Error> {
+        self.registry.unregister(id.as_str())
+    }
+
+    pub(crate) fn track(&self, handle: JoinHandle<()>) {
         if let Ok(mut t) = self.tasks.lock() {
             t.retain(|h| !h.is_finished());
             t.push(handle);
@@ -356,7 +394,7 @@ impl Inner {
         }
     }
 
-    fn is_shutting_down(&self) -> bool {
+    pub(crate) fn is_shutting_down(&self) -> bool {
         self.shutting_down.load(Ordering::SeqCst)
     }
 
@@ -384,13 +422,7 @@ impl Inner {
             s.acquire(call.options.session_id.as_ref())
         };
         let (ticket, mut rx) = match acquired {
-            Acquire::Ready((id, worker)) => {
-                return Ok(Lease {
-                    inner: self,
-                    id,
-                    worker,
-                })
-            }
+            Acquire::Ready((id, worker)) => return Ok(Lease::new(self, (id, worker))),
             Acquire::Saturated => {
                 self.counters.pool_saturated.fetch_add(1, Ordering::Relaxed);
                 return Err(Error::Saturated {
@@ -403,11 +435,7 @@ impl Inner {
         let enqueued = Instant::now();
         let outcome = tokio::time::timeout(self.config.queue_timeout, &mut rx).await;
         match outcome {
-            Ok(Ok((id, worker))) => Ok(Lease {
-                inner: self,
-                id,
-                worker,
-            }),
+            Ok(Ok((id, worker))) => Ok(Lease::new(self, (id, worker))),
             Ok(Err(_)) => Err(Error::pool(format!(
                 "pool '{}' shut down while the request was queued",
                 self.config.name
@@ -421,11 +449,7 @@ impl Inner {
                 if !cancelled {
                     // Handed a worker in the same instant the timer fired: use it, answer once.
                     if let Ok((id, worker)) = rx.try_recv() {
-                        return Ok(Lease {
-                            inner: self,
-                            id,
-                            worker,
-                        });
+                        return Ok(Lease::new(self, (id, worker)));
                     }
                 }
                 self.counters.queue_timeouts.fetch_add(1, Ordering::Relaxed);
@@ -468,7 +492,7 @@ impl Inner {
     async fn start_one(self: &Arc<Self>, id: WorkerId) -> Result<(), Error> {
         let started = Instant::now();
         let worker = match Worker::start(self.spec(id.clone()), self.run.clone()).await {
-            Ok(w) => Arc::new(w),
+            Ok(w) => Arc::new(PoolWorker::new(w)),
             Err(e) => {
                 tracing::warn!(pool = %self.config.name, worker = %id, error = %e, "worker failed to start");
                 if let Ok(mut last) = self.last_start_error.lock() {
@@ -501,7 +525,7 @@ impl Inner {
     /// Keeps trying to bring a worker up, backing off while start-up keeps failing.
     ///
     /// Boxed because start-up, monitoring and replacement refer to each other.
-    fn start_with_retry(self: Arc<Self>) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    pub(crate) fn start_with_retry(self: Arc<Self>) -> Pin<Box<dyn Future<Output = ()> + Send>> {
         Box::pin(async move {
             let mut backoff = Duration::from_millis(100);
             while !self.is_shutting_down() {
@@ -558,9 +582,10 @@ async fn initial_startup(inner: Arc<Inner>) {
 }
 
 /// Waits for a worker's process to end; unless the pool is stopping, replaces it.
-async fn monitor(inner: Arc<Inner>, id: WorkerId, worker: Arc<Worker>) {
+async fn monitor(inner: Arc<Inner>, id: WorkerId, worker: Arc<PoolWorker>) {
     let exit = worker.exited().await;
-    if inner.is_shutting_down() {
+    if inner.is_shutting_down() || worker.retiring.load(Ordering::SeqCst) {
+        // Shutdown or recycling: the exit was asked for, and any replacement is under way.
         return;
     }
     tracing::warn!(target: "snakepit::pool", pool = %inner.config.name, worker = %id, pid = worker.pid(), exit = %exit.description, "worker exited; replacing it");

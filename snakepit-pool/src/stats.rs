@@ -14,6 +14,7 @@ pub(crate) struct Counters {
     pub(crate) queue_timeouts: AtomicU64,
     pub(crate) pool_saturated: AtomicU64,
     pub(crate) worker_restarts: AtomicU64,
+    pub(crate) recycled: AtomicU64,
 }
 
 impl Counters {
@@ -32,6 +33,7 @@ impl Counters {
             queue_timeouts: get(&self.queue_timeouts),
             pool_saturated: get(&self.pool_saturated),
             worker_restarts: get(&self.worker_restarts),
+            recycled: get(&self.recycled),
             workers,
             available,
             busy,
@@ -52,8 +54,10 @@ pub struct PoolStats {
     pub queue_timeouts: u64,
     /// Requests rejected because the queue was full.
     pub pool_saturated: u64,
-    /// Workers replaced after their process ended.
+    /// Workers replaced after their process ended unexpectedly.
     pub worker_restarts: u64,
+    /// Workers recycled (max requests, TTL or memory threshold).
+    pub recycled: u64,
     /// Live workers.
     pub workers: usize,
     /// Workers with free capacity.

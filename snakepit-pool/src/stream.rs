@@ -60,7 +60,11 @@ impl Stream for LeasedStream {
                 if end {
                     *this.done = true;
                     // The worker is free as soon as the stream is complete, not when it is dropped.
-                    this.lease.take();
+                    if let Some(lease) = this.lease.take() {
+                        if matches!(&item, Some(Ok(_))) {
+                            lease.succeeded();
+                        }
+                    }
                 }
                 Poll::Ready(item)
             }

@@ -22,6 +22,7 @@ const DEFAULT_STARTUP_BATCH_DELAY_MS: u64 = 750;
 const DEFAULT_THREADS_PER_WORKER: usize = 10;
 const DEFAULT_EXECUTE_TIMEOUT_MS: u64 = 60_000;
 const DEFAULT_STREAM_TIMEOUT_MS: u64 = 300_000;
+const DEFAULT_LIFECYCLE_CHECK_INTERVAL_MS: u64 = 60_000;
 /// The seeds' hard ceiling on workers per pool.
 const MAX_WORKERS: usize = 1_000;
 
@@ -180,6 +181,8 @@ pub struct PoolTable {
     pub worker_max_requests: Option<WorkerMaxRequests>,
     /// Recycle a worker whose Python RSS exceeds this many MiB.
     pub memory_threshold_mb: Option<u64>,
+    /// How often TTL and memory are checked, in ms (default 60 000).
+    pub lifecycle_check_interval_ms: Option<u64>,
     /// Per-pool heartbeat overrides.
     pub heartbeat: Option<HeartbeatOverrides>,
     /// Per-pool `pool_startup_timeout` (ms).
@@ -239,6 +242,8 @@ pub struct PoolConfig {
     pub worker_max_requests: Option<u64>,
     /// RSS threshold for recycling in MiB.
     pub memory_threshold_mb: Option<u64>,
+    /// How often TTL and memory are checked (a TTL shorter than 4 intervals is checked more often).
+    pub lifecycle_check_interval: Duration,
     /// Heartbeat settings.
     pub heartbeat: HeartbeatConfig,
     /// Time a worker gets to become ready.
@@ -316,6 +321,7 @@ impl PoolConfig {
             ("pool_queue_timeout", self.queue_timeout),
             ("execute_timeout_ms", self.execute_timeout),
             ("stream_timeout_ms", self.stream_timeout),
+            ("lifecycle_check_interval_ms", self.lifecycle_check_interval),
         ] {
             if d.is_zero() {
                 return Err(ConfigError::invalid(
@@ -549,6 +555,9 @@ fn normalize_table(
         worker_ttl,
         worker_max_requests,
         memory_threshold_mb: t.memory_threshold_mb,
+        lifecycle_check_interval: ms(t
+            .lifecycle_check_interval_ms
+            .unwrap_or(DEFAULT_LIFECYCLE_CHECK_INTERVAL_MS)),
         heartbeat: HeartbeatConfig::default()
             .merged(cfg.heartbeat.as_ref())
             .merged(t.heartbeat.as_ref()),

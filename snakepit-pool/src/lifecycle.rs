@@ -1,0 +1,193 @@
+//! Worker lifecycle: pool members with their counters, and recycling by request count, TTL or
+//! Python RSS, with the replacement started before the old worker drains.
+
+use std::ops::Deref;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use snakepit_core::WorkerId;
+use snakepit_worker::Worker;
+use tokio::sync::Notify;
+
+use crate::pool::Inner;
+
+/// Shortest interval between lifecycle checks.
+const MIN_CHECK_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Why a worker is recycled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RecycleReason {
+    /// It served `worker_max_requests` successful requests.
+    MaxRequests,
+    /// It lived longer than `worker_ttl`.
+    Ttl,
+    /// Its Python process's RSS exceeded `memory_threshold_mb`.
+    Memory,
+}
+
+impl RecycleReason {
+    fn as_str(self) -> &'static str {
+        match self {
+            RecycleReason::MaxRequests => "max_requests",
+            RecycleReason::Ttl => "ttl",
+            RecycleReason::Memory => "memory",
+        }
+    }
+}
+
+/// A worker as a member of a pool: the worker plus what the pool tracks about it.
+#[derive(Debug)]
+pub(crate) struct PoolWorker {
+    worker: Worker,
+    /// Successful requests served (the seeds count only successes toward `worker_max_requests`).
+    pub(crate) served: AtomicU64,
+    in_flight: AtomicUsize,
+    idle: Notify,
+    /// Set once the worker is being recycled: its exit is expected, not a crash.
+    pub(crate) retiring: AtomicBool,
+}
+
+impl Deref for PoolWorker {
+    type Target = Worker;
+
+    fn deref(&self) -> &Worker {
+        &self.worker
+    }
+}
+
+impl PoolWorker {
+    pub(crate) fn new(worker: Worker) -> Self {
+        Self {
+            worker,
+            served: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
+            idle: Notify::new(),
+            retiring: AtomicBool::new(false),
+        }
+    }
+
+    pub(crate) fn call_started(&self) {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub(crate) fn call_finished(&self) {
+        if self.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.idle.notify_waiters();
+        }
+    }
+
+    /// Waits until no call is in flight.
+    async fn drained(&self) {
+        loop {
+            let notified = self.idle.notified();
+            if self.in_flight.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// Reads the resident set size of a process in MiB from `/proc/<pid>/status`.
+pub(crate) fn rss_mb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024)
+}
+
+impl Inner {
+    /// Takes a worker out of rotation, starts its replacement at once, then stops the old one
+    /// when its in-flight calls are done (bounded by `graceful_shutdown_timeout_ms`).
+    pub(crate) fn recycle(
+        self: &Arc<Self>,
+        id: &WorkerId,
+        worker: &Arc<PoolWorker>,
+        reason: RecycleReason,
+    ) {
+        if worker.retiring.swap(true, Ordering::SeqCst) || self.is_shutting_down() {
+            return;
+        }
+        let served = worker.served.load(Ordering::Relaxed);
+        let memory_mb = rss_mb(worker.pid());
+        tracing::info!(
+            target: "snakepit::pool",
+            event = "worker_recycled",
+            pool = %self.config.name,
+            worker = %id,
+            reason = reason.as_str(),
+            uptime_ms = worker.uptime().as_millis() as u64,
+            request_count = served,
+            memory_mb = memory_mb.unwrap_or(0),
+            memory_threshold_mb = self.config.memory_threshold_mb.unwrap_or(0),
+            "recycling worker"
+        );
+        self.counters.recycled.fetch_add(1, Ordering::Relaxed);
+        self.evict(id);
+        let replacement = tokio::spawn(self.clone().start_with_retry());
+        self.track(replacement);
+        let worker = worker.clone();
+        let grace = self.config.graceful_shutdown_timeout;
+        let inner = self.clone();
+        let id = id.clone();
+        let retire = tokio::spawn(async move {
+            let _ = tokio::time::timeout(grace, worker.drained()).await;
+            worker.stop().await;
+            let _ = inner.registry_unregister(&id);
+        });
+        self.track(retire);
+    }
+
+    /// Periodically recycles workers past their TTL or memory threshold.
+    pub(crate) async fn lifecycle_checks(self: Arc<Self>) {
+        let ttl = self.config.worker_ttl;
+        let threshold = self.config.memory_threshold_mb;
+        if ttl.is_none() && threshold.is_none() {
+            return;
+        }
+        // `lifecycle_check_interval_ms` (60 s, as the seeds' lifecycle manager), tighter for short TTLs.
+        let configured = self.config.lifecycle_check_interval;
+        let interval = ttl
+            .map_or(configured, |t| (t / 4).min(configured))
+            .max(MIN_CHECK_INTERVAL);
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        while !self.is_shutting_down() {
+            tick.tick().await;
+            for (id, worker) in self.members() {
+                if ttl.is_some_and(|ttl| worker.uptime() >= ttl) {
+                    self.recycle(&id, &worker, RecycleReason::Ttl);
+                } else if let (Some(limit), Some(rss)) = (threshold, rss_mb(worker.pid())) {
+                    if rss > limit {
+                        self.recycle(&id, &worker, RecycleReason::Memory);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Counts a successful request; recycles the worker when it reached `worker_max_requests`.
+    pub(crate) fn request_succeeded(self: &Arc<Self>, id: &WorkerId, worker: &Arc<PoolWorker>) {
+        let served = worker.served.fetch_add(1, Ordering::Relaxed) + 1;
+        if self
+            .config
+            .worker_max_requests
+            .is_some_and(|max| served >= max)
+        {
+            self.recycle(id, worker, RecycleReason::MaxRequests);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rss_of_this_process_is_read_from_proc() {
+        let mb = rss_mb(std::process::id()).unwrap();
+        assert!(mb > 0);
+        assert_eq!(rss_mb(u32::MAX - 1), None);
+    }
+}
