@@ -17,9 +17,11 @@
 
 mod lifecycle;
 mod pool;
+mod pool_set;
 mod scheduler;
 mod stats;
 mod stream;
 
 pub use pool::Pool;
+pub use pool_set::PoolSet;
 pub use stats::{PoolStats, WorkerInfo};

@@ -305,3 +305,71 @@ async fn workers_are_recorded_in_the_process_registry_with_their_start_time() {
     drop(pool);
     assert!(!path.exists(), "the run file outlived its pool");
 }
+
+#[tokio::test]
+async fn pool_set_routes_calls_to_named_pools_with_their_own_profiles() {
+    let config = snakepit_core::config::SnakepitConfig::from_toml_str(
+        r#"
+        [[pools]]
+        name = "default"
+        pool_size = 1
+        [pools.heartbeat]
+        enabled = false
+        [[pools]]
+        name = "threads"
+        worker_profile = "thread"
+        threads_per_worker = 3
+        pool_size = 1
+        [pools.heartbeat]
+        enabled = false
+        "#,
+    )
+    .unwrap();
+    let set = Arc::new(snakepit_pool::PoolSet::start(&config).await.unwrap());
+    set.await_ready(Duration::from_secs(90)).await.unwrap();
+    assert_eq!(set.names().collect::<Vec<_>>(), vec!["default", "threads"]);
+    let a = set
+        .execute("default", "process_info", json!({}), CallOptions::default())
+        .await
+        .unwrap();
+    let b = set
+        .execute("threads", "process_info", json!({}), CallOptions::default())
+        .await
+        .unwrap();
+    assert_ne!(a.json["pid"], b.json["pid"]);
+    let err = set
+        .execute("nope", "ping", json!({}), CallOptions::default())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("default, threads"), "{err}");
+
+    // The thread profile serves three calls on one worker at once.
+    let calls: Vec<_> = (0..3)
+        .map(|_| {
+            let set = set.clone();
+            tokio::spawn(async move {
+                set.execute(
+                    "threads",
+                    "sleep",
+                    json!({"ms": 1500}),
+                    CallOptions::default(),
+                )
+                .await
+            })
+        })
+        .collect();
+    let threads = set.pool("threads").unwrap();
+    assert!(
+        eventually(Duration::from_secs(10), || threads
+            .list_workers()
+            .first()
+            .map(|w| w.load)
+            == Some(3))
+        .await
+    );
+    for c in calls {
+        c.await.unwrap().unwrap();
+    }
+    assert_eq!(set.stats()["threads"].requests, 4);
+    set.shutdown().await;
+}
