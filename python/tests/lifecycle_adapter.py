@@ -27,6 +27,11 @@ class LifecycleAdapter(BaseAdapter):
         return [start, time.monotonic()]
 
     @tool
+    def remaining(self) -> list:
+        """The caller's deadline as this tool sees it."""
+        return [self.session_context.session_id, self.session_context.time_remaining()]
+
+    @tool
     async def async_add(self, a: int, b: int) -> int:
         return a + b
 

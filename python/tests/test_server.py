@@ -147,3 +147,17 @@ def _overlapping_spans(tmp_path, args):
 def test_thread_mode_runs_calls_concurrently_and_process_mode_one_at_a_time(tmp_path):
     assert _overlapping_spans(tmp_path / "t", ["--mode", "threaded", "--max-workers", "2"]) is True
     assert _overlapping_spans(tmp_path / "p", []) is False
+
+
+def test_tools_see_their_session_and_the_callers_deadline(tmp_path):
+    w = start_worker(tmp_path, adapter="lifecycle_adapter.LifecycleAdapter", extra_env={"MARKER_FILE": str(tmp_path / "m")})
+    try:
+        req = pb.ExecuteToolRequest(tool_name="remaining", session_id="s-1")
+        session, left = decode_any(w.stub.ExecuteTool(req, metadata=w.metadata, timeout=5).result)
+        assert session == "s-1"
+        assert 0 < left <= 5
+        session, left = decode_any(w.stub.ExecuteTool(req, metadata=w.metadata).result)
+        assert left is None
+    finally:
+        w.proc.kill()
+        w.proc.wait()
