@@ -18,6 +18,7 @@
 mod lifecycle;
 mod pool;
 mod pool_set;
+mod resilience;
 mod scheduler;
 mod stats;
 mod stream;

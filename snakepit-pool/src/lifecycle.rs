@@ -6,9 +6,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use snakepit_core::WorkerId;
-use snakepit_worker::Worker;
+use snakepit_core::{Error, Payload, ToolCall, WorkerId};
+use snakepit_resilience::{CircuitBreakerHandle, ResilienceService, ResilienceStack};
+use snakepit_worker::{Worker, WorkerClient};
 use tokio::sync::Notify;
+use tower::ServiceExt;
 
 use crate::pool::Inner;
 
@@ -40,6 +42,10 @@ impl RecycleReason {
 #[derive(Debug)]
 pub(crate) struct PoolWorker {
     worker: Worker,
+    /// The worker's client wrapped in the pool's resilience stack, when one is configured.
+    service: Option<ResilienceService<WorkerClient>>,
+    /// The worker's circuit breaker, when the stack has one.
+    pub(crate) breaker: Option<CircuitBreakerHandle>,
     /// Successful requests served (the seeds count only successes toward `worker_max_requests`).
     pub(crate) served: AtomicU64,
     in_flight: AtomicUsize,
@@ -57,13 +63,30 @@ impl Deref for PoolWorker {
 }
 
 impl PoolWorker {
-    pub(crate) fn new(worker: Worker) -> Self {
+    pub(crate) fn new(worker: Worker, stack: Option<&ResilienceStack>) -> Self {
+        let (service, breaker) = match stack {
+            Some(stack) => {
+                let built = stack.build(Some(worker.id().as_str()), worker.client());
+                (Some(built.service), built.circuit_breaker)
+            }
+            None => (None, None),
+        };
         Self {
             worker,
+            service,
+            breaker,
             served: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
             idle: Notify::new(),
             retiring: AtomicBool::new(false),
+        }
+    }
+
+    /// Runs one call through the resilience stack (or straight to the worker without one).
+    pub(crate) async fn call(&self, call: ToolCall) -> Result<Payload, Error> {
+        match &self.service {
+            Some(service) => service.clone().oneshot(call).await.map_err(Error::from_box),
+            None => self.worker.execute(call).await,
         }
     }
 

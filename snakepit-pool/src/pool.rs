@@ -26,6 +26,7 @@ pub(crate) struct Inner {
     pub(crate) config: PoolConfig,
     run: Arc<RunContext>,
     registry: ProcessRegistry,
+    resilience: Option<snakepit_resilience::ResilienceStack>,
     python: std::path::PathBuf,
     pub(crate) scheduler: Mutex<Scheduler<Arc<PoolWorker>>>,
     pub(crate) counters: Counters,
@@ -107,6 +108,7 @@ impl Pool {
     /// if missing) before anything starts.
     pub async fn start(config: PoolConfig) -> Result<Self, Error> {
         config.validate()?;
+        let resilience = crate::resilience::stack_for(&config)?;
         let python =
             snakepit_worker::python_env::ensure_python(config.python_executable.as_deref()).await?;
         let registry_dir = default_registry_dir();
@@ -128,6 +130,7 @@ impl Pool {
             config,
             run,
             registry,
+            resilience,
             python,
         });
         let starter = tokio::spawn(initial_startup(inner.clone()));
@@ -229,7 +232,7 @@ impl Pool {
                 .timeout
                 .unwrap_or(self.inner.config.execute_timeout);
             call.deadline = Some(call.deadline.map_or(timeout, |d| d.min(timeout)));
-            match tokio::time::timeout(timeout, lease.worker.execute(call.clone())).await {
+            match tokio::time::timeout(timeout, lease.worker.call(call.clone())).await {
                 Ok(Err(e)) if e.kind() == snakepit_core::ErrorKind::WorkerCrash => {
                     lease.evict();
                     Err(e)
@@ -321,6 +324,7 @@ impl Pool {
                 load,
                 capacity,
                 uptime: w.uptime(),
+                circuit_state: w.breaker.as_ref().map(|b| b.state().as_str()),
             })
             .collect()
     }
@@ -492,7 +496,7 @@ impl Inner {
     async fn start_one(self: &Arc<Self>, id: WorkerId) -> Result<(), Error> {
         let started = Instant::now();
         let worker = match Worker::start(self.spec(id.clone()), self.run.clone()).await {
-            Ok(w) => Arc::new(PoolWorker::new(w)),
+            Ok(w) => Arc::new(PoolWorker::new(w, self.resilience.as_ref())),
             Err(e) => {
                 tracing::warn!(pool = %self.config.name, worker = %id, error = %e, "worker failed to start");
                 if let Ok(mut last) = self.last_start_error.lock() {

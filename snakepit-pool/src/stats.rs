@@ -80,6 +80,8 @@ pub struct WorkerInfo {
     /// Time since it started.
     #[serde(serialize_with = "as_millis")]
     pub uptime: Duration,
+    /// Its circuit breaker's state (`closed`, `open`, `half_open`) when the pool has a breaker.
+    pub circuit_state: Option<&'static str>,
 }
 
 fn as_millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {

@@ -15,6 +15,7 @@ class ShowcaseAdapter(BaseAdapter):
 
     def __init__(self) -> None:
         self.calls = 0
+        self.flaky_attempts: Dict[str, int] = {}
 
     def initialize(self) -> None:
         self.started_at = time.time()
@@ -55,6 +56,15 @@ class ShowcaseAdapter(BaseAdapter):
             if i > 1:
                 time.sleep(delay_ms / 1000.0)
             yield {"step": i, "total": steps, "progress": i / steps, "produced_at_ns": time.time_ns()}
+
+    @tool
+    def flaky(self, key: str, failures: int = 1) -> Dict[str, int]:
+        """Raise ConnectionError for the first `failures` calls with this key, then succeed."""
+        attempt = self.flaky_attempts.get(key, 0) + 1
+        self.flaky_attempts[key] = attempt
+        if attempt <= failures:
+            raise ConnectionError(f"flaky failure {attempt} of {failures} for {key!r}")
+        return {"attempts": attempt}
 
     @tool
     def process_info(self) -> Dict[str, Any]:
