@@ -44,3 +44,50 @@ class LifecycleAdapter(BaseAdapter):
     def broken_stream(self):
         yield 1
         raise RuntimeError("stream broke")
+
+
+class HostCallingAdapter(BaseAdapter):
+    """Calls back into the host (the in-test fake host server)."""
+
+    @tool
+    def ask_host(self, name: str, args: dict) -> object:
+        return self.session_context.call_elixir_tool(name, args)
+
+    @tool
+    async def ask_host_async(self, name: str, args: dict) -> object:
+        return await self.session_context.call_elixir_tool_async(name, args)
+
+    @tool
+    def traced(self, n: int = 2) -> int:
+        from snakepit_bridge import telemetry
+
+        with telemetry.span("traced.work", {"n": n}):
+            telemetry.emit("traced.custom", {"n": n, "ratio": 0.5}, {"who": "test"})
+        return n
+
+
+class BrokenInitAdapter(BaseAdapter):
+    def initialize(self):
+        raise RuntimeError("no model file")
+
+
+class GeneratorCloseAdapter(BaseAdapter):
+    """A streaming tool that records when its generator is closed early."""
+
+    @tool
+    def endless(self, delay_ms: int = 20):
+        try:
+            i = 0
+            while True:
+                i += 1
+                yield {"i": i}
+                time.sleep(delay_ms / 1000)
+        finally:
+            with open(os.environ["MARKER_FILE"], "w") as f:
+                f.write("closed")
+
+    @tool
+    def envelope(self):
+        yield {"data": "first", "metadata": {"k": "v"}}
+        yield {"data": {"last": True}, "is_final": True}
+        yield "never sent"

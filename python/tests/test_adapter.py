@@ -58,3 +58,15 @@ def test_values_round_trip_and_keep_integers():
         assert decode_any(encode_any(v)) == v
     assert encode_any(5).value == b"5"
     assert encode_any(5).type_url == "type.googleapis.com/snakepit.integer"
+
+
+def test_string_value_parameters_are_unwrapped():
+    from google.protobuf import any_pb2, wrappers_pb2
+
+    packed = any_pb2.Any()
+    packed.Pack(wrappers_pb2.StringValue(value='{"a": [1, 2]}'))
+    assert decode_any(packed) == {"a": [1, 2]}
+    packed.Pack(wrappers_pb2.StringValue(value="plain text"))
+    assert decode_any(packed) == "plain text"
+    raw_json = any_pb2.Any(type_url="type.googleapis.com/google.protobuf.StringValue", value=b"[1,2]")
+    assert decode_any(raw_json) == [1, 2]

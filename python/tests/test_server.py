@@ -161,3 +161,106 @@ def test_tools_see_their_session_and_the_callers_deadline(tmp_path):
     finally:
         w.proc.kill()
         w.proc.wait()
+
+
+def test_missing_argument_is_named_with_accepted_parameters(worker):
+    err = json.loads(call(worker, "add", a=1).error_message)
+    assert err["type"] == "InvalidArgumentsError"
+    assert "missing" in err["message"] and "'b'" in err["message"] and "b: float" in err["message"]
+    assert err["context"] == {"tool": "add", "session_id": "", "argument_keys": ["a"]}
+
+
+def test_results_keep_their_json_types(worker):
+    r = call(worker, "noop")
+    assert r.success and decode_any(r.result) is None and r.execution_time_ms >= 0
+    r = call(worker, "add", a=1.5, b=2)
+    assert decode_any(r.result) == 3.5 and r.result.type_url == "type.googleapis.com/snakepit.float"
+    r = call(worker, "ping")
+    assert decode_any(r.result)["message"] == "pong"
+    # A StringValue-wrapped JSON parameter is accepted too (the type_url is only a hint).
+    req = pb.ExecuteToolRequest(tool_name="echo", parameters={"v": encode_any([1, "two"])})
+    req.parameters["v"].type_url = "type.googleapis.com/google.protobuf.StringValue"
+    assert decode_any(worker.stub.ExecuteTool(req, metadata=worker.metadata).result) == {"v": [1, "two"]}
+
+
+def test_non_streaming_tool_streams_one_final_chunk_and_unknown_stream_is_not_found(worker):
+    req = pb.ExecuteToolRequest(tool_name="add", parameters={"a": encode_any(2), "b": encode_any(2)})
+    chunks = list(worker.stub.ExecuteStreamingTool(req, metadata=worker.metadata, timeout=10))
+    assert [(c.chunk_id, c.data, c.is_final) for c in chunks] == [("add-1", b"4", True)]
+    with pytest.raises(grpc.RpcError) as e:
+        list(worker.stub.ExecuteStreamingTool(pb.ExecuteToolRequest(tool_name="nope"), metadata=worker.metadata))
+    assert e.value.code() == grpc.StatusCode.NOT_FOUND
+    assert json.loads(e.value.details())["type"] == "UnknownToolError"
+
+
+def test_chunks_arrive_as_they_are_produced(worker):
+    req = pb.ExecuteToolRequest(tool_name="stream_progress", parameters={"steps": encode_any(3), "delay_ms": encode_any(300)})
+    arrivals = []
+    for c in worker.stub.ExecuteStreamingTool(req, metadata=worker.metadata, timeout=30):
+        if c.data:
+            arrivals.append((time.time_ns(), json.loads(c.data)["produced_at_ns"]))
+    # chunk i reached us before chunk i+1 was produced (no batching)
+    assert arrivals[0][0] < arrivals[1][1] and arrivals[1][0] < arrivals[2][1]
+
+
+def test_sessions_are_tracked_and_host_only_rpcs_are_unimplemented(worker):
+    md = worker.metadata
+    resp = worker.stub.InitializeSession(pb.InitializeSessionRequest(session_id="s1", metadata={"u": "1"}), metadata=md)
+    assert resp.success and "echo" in resp.available_tools
+    assert resp.available_tools["fail"].parameters[0].default_value.value == b'"boom"'
+    assert worker.stub.InitializeSession(pb.InitializeSessionRequest(session_id="s1"), metadata=md).success
+    got = worker.stub.GetSession(pb.GetSessionRequest(session_id="s1"), metadata=md)
+    assert got.metadata == {"u": "1"} and got.tool_count > 5
+    assert worker.stub.Heartbeat(pb.HeartbeatRequest(session_id="s1"), metadata=md).session_valid
+    assert worker.stub.CleanupSession(pb.CleanupSessionRequest(session_id="s1"), metadata=md).resources_cleaned == 1
+    assert worker.stub.CleanupSession(pb.CleanupSessionRequest(session_id="s1"), metadata=md).success
+    with pytest.raises(grpc.RpcError) as e:
+        worker.stub.GetSession(pb.GetSessionRequest(session_id="s1"), metadata=md)
+    assert e.value.code() == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.RpcError) as e:
+        worker.stub.ExecuteElixirTool(pb.ExecuteElixirToolRequest(tool_name="x"), metadata=md)
+    assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED and "host" in e.value.details()
+
+
+def test_envelopes_control_the_final_marker_and_cancel_closes_the_generator(tmp_path):
+    marker = tmp_path / "closed"
+    w = start_worker(tmp_path, adapter="lifecycle_adapter.GeneratorCloseAdapter", extra_env={"MARKER_FILE": str(marker)})
+    try:
+        chunks = list(w.stub.ExecuteStreamingTool(pb.ExecuteToolRequest(tool_name="envelope"), metadata=w.metadata))
+        assert [(c.data, c.is_final, dict(c.metadata)) for c in chunks] == [
+            (b"first", False, {"k": "v"}),
+            (b'{"last":true}', True, {}),
+        ]
+        it = w.stub.ExecuteStreamingTool(pb.ExecuteToolRequest(tool_name="endless"), metadata=w.metadata)
+        assert json.loads(next(it).data) == {"i": 1}
+        it.cancel()
+        deadline = time.time() + 5
+        while not marker.exists() and time.time() < deadline:
+            time.sleep(0.02)
+        assert marker.read_text() == "closed"
+        # the worker is still serving
+        assert w.stub.Ping(pb.PingRequest(), metadata=w.metadata).message == "pong"
+    finally:
+        w.stop()
+
+
+def test_telemetry_stream_carries_call_events_and_custom_events(tmp_path, fake_host):
+    w = start_worker(tmp_path, adapter="lifecycle_adapter.HostCallingAdapter")
+    try:
+        controls = iter([pb.TelemetryControl(filter=pb.TelemetryEventFilter(deny=["traced.work.start"]))])
+        stream = w.stub.StreamTelemetry(controls, metadata=w.metadata, timeout=10)
+        req = pb.ExecuteToolRequest(tool_name="traced", parameters={"n": encode_any(3)}, metadata={"correlation_id": "c-42"})
+        time.sleep(0.2)  # let the filter arrive first
+        assert decode_any(w.stub.ExecuteTool(req, metadata=w.metadata).result) == 3
+        names = []
+        for event in stream:
+            names.append(".".join(event.event_parts))
+            if names[-1] == "traced.custom":
+                assert event.correlation_id == "c-42" and event.measurements["n"].int_value == 3
+            if names[-1] == "python.call.stop":
+                assert event.metadata["command"] == "traced" and event.measurements["duration"].int_value > 0
+                break
+        stream.cancel()
+        assert names == ["python.call.start", "traced.custom", "traced.work.stop", "python.call.stop"]
+    finally:
+        w.stop()

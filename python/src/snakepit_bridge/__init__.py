@@ -4,8 +4,10 @@ Write an adapter by subclassing :class:`BaseAdapter` and marking methods with :f
 the host runs it with ``python -m snakepit_bridge.server --adapter pkg.module.YourAdapter``.
 """
 
+from . import telemetry
 from ._adapter import BaseAdapter, ParameterSpec, StreamChunk, ToolSpec, tool
 from ._context import HostBridgeUnavailableError, HostToolError, SessionContext
+from ._threaded import ThreadSafeAdapter, thread_safe_method
 
 __all__ = [
     "BaseAdapter",
@@ -14,7 +16,10 @@ __all__ = [
     "ParameterSpec",
     "SessionContext",
     "StreamChunk",
+    "ThreadSafeAdapter",
     "ToolSpec",
+    "telemetry",
+    "thread_safe_method",
     "tool",
 ]
 

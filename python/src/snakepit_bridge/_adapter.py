@@ -128,7 +128,8 @@ def _type_name(annotation: Any) -> str:
         if args and all(a is float for a in args):
             return "embedding"
         return "list"
-    if getattr(annotation, "__name__", "") == "ndarray":
+    # numpy is never imported: ndarray and numpy.typing.NDArray[...] are recognised by name.
+    if "ndarray" in (getattr(annotation, "__name__", ""), getattr(origin, "__name__", "")):
         return "tensor"
     return "any"
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import os
+import threading
 import time
 from typing import Any, Dict, Optional
 
@@ -39,54 +39,95 @@ class SessionContext:
             return None
         return max(0.0, self._deadline - time.monotonic())
 
-    def call_elixir_tool(self, name: str, params: Optional[Dict[str, Any]] = None, /, options=None, **kwargs) -> Any:
-        """Call a tool registered on the host (``ExecuteElixirTool``) and return its result."""
-        if not self._host_address:
-            raise HostBridgeUnavailableError(
-                f"cannot call host tool '{name}': no host address (start the worker with --elixir-address or SNAKEPIT_GRPC_ADDRESS)"
-            )
-        import grpc
+    def call_elixir_tool(
+        self,
+        name: str,
+        params: Optional[Dict[str, Any]] = None,
+        /,
+        options: Optional[Dict[str, Any]] = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Call a tool registered on the host (``ExecuteElixirTool``) and return its result.
 
+        Arguments come from ``params`` and/or keyword arguments; ``options={"timeout": ms}``
+        bounds the call (default 5000 ms). Raises ``HostBridgeUnavailableError`` when the worker
+        has no host address, ``HostToolError`` when the host tool fails, ``grpc.RpcError`` when
+        the call itself fails.
+        """
+        from . import telemetry
         from ._proto import snakepit_bridge_pb2 as pb
-        from ._proto import snakepit_bridge_pb2_grpc as pb_grpc
         from ._wire import decode_any, encode_any
 
         arguments = dict(params or {})
         arguments.update(kwargs)
         timeout_s = float((options or {}).get("timeout", 5000)) / 1000.0
-        target, channel_options = host_target(self._host_address)
-        with grpc.insecure_channel(target, options=channel_options) as channel:
-            stub = pb_grpc.BridgeServiceStub(channel)
-            request = pb.ExecuteElixirToolRequest(
-                session_id=self.session_id,
-                tool_name=name,
-                parameters={k: encode_any(v) for k, v in arguments.items()},
-            )
-            metadata = [("x-snakepit-token", self._token)] if self._token else []
-            response = stub.ExecuteElixirTool(request, timeout=timeout_s, metadata=metadata)
+        stub = self._host_stub(f"cannot call host tool '{name}'")
+        request = pb.ExecuteElixirToolRequest(
+            session_id=self.session_id,
+            tool_name=name,
+            parameters={k: encode_any(v) for k, v in arguments.items()},
+        )
+        correlation = telemetry.get_correlation_id()
+        if correlation:
+            request.metadata["correlation_id"] = correlation
+        response = stub.ExecuteElixirTool(request, timeout=timeout_s, metadata=self._call_metadata())
         if not response.success:
             raise HostToolError(f"host tool '{name}' failed: {response.error_message}")
         if response.binary_result:
             return bytes(response.binary_result)
         return decode_any(response.result) if response.HasField("result") else None
 
-    # The seeds' lazily loaded host-tool catalogue is served by GetExposedElixirTools.
+    async def call_elixir_tool_async(
+        self, name: str, params: Optional[Dict[str, Any]] = None, /, options: Optional[Dict[str, Any]] = None, **kwargs: Any
+    ) -> Any:
+        """``call_elixir_tool`` for async tools: runs the blocking call off the event loop."""
+        import asyncio
+        import contextvars
+        import functools
+
+        call = functools.partial(self.call_elixir_tool, name, params, options=options, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(None, contextvars.copy_context().run, call)
+
     @property
     def elixir_tools(self) -> Dict[str, Any]:
-        """Host tools exposed to Python, name -> callable proxy."""
-        if not self._host_address:
-            raise HostBridgeUnavailableError("no host address configured")
-        import grpc
-
+        """Host tools exposed to Python (``GetExposedElixirTools``): name -> callable proxy."""
         from ._proto import snakepit_bridge_pb2 as pb
-        from ._proto import snakepit_bridge_pb2_grpc as pb_grpc
 
-        target, channel_options = host_target(self._host_address)
-        with grpc.insecure_channel(target, options=channel_options) as channel:
-            stub = pb_grpc.BridgeServiceStub(channel)
-            metadata = [("x-snakepit-token", self._token)] if self._token else []
-            resp = stub.GetExposedElixirTools(pb.GetExposedElixirToolsRequest(session_id=self.session_id), metadata=metadata)
+        stub = self._host_stub("cannot list host tools")
+        resp = stub.GetExposedElixirTools(
+            pb.GetExposedElixirToolsRequest(session_id=self.session_id), timeout=5.0, metadata=self._call_metadata()
+        )
         return {t.name: (lambda _n=t.name, **kw: self.call_elixir_tool(_n, kw)) for t in resp.tools}
+
+    def _call_metadata(self):
+        return [("x-snakepit-token", self._token)] if self._token else []
+
+    def _host_stub(self, what: str):
+        if not self._host_address:
+            raise HostBridgeUnavailableError(
+                f"{what}: this worker has no host address "
+                "(start it with --elixir-address/--host-address or set SNAKEPIT_GRPC_ADDRESS)"
+            )
+        return _host_stub(self._host_address)
+
+
+_stubs: Dict[str, Any] = {}
+_stubs_lock = threading.Lock()
+
+
+def _host_stub(address: str):
+    """One channel per host address for the whole process (grpc channels are thread-safe)."""
+    with _stubs_lock:
+        stub = _stubs.get(address)
+        if stub is None:
+            import grpc
+
+            from ._proto import snakepit_bridge_pb2_grpc as pb_grpc
+
+            target, options = host_target(address)
+            stub = pb_grpc.BridgeServiceStub(grpc.insecure_channel(target, options=options))
+            _stubs[address] = stub
+        return stub
 
 
 def host_target(address: str):
@@ -100,8 +141,5 @@ def host_target(address: str):
 
 
 def env_host_address() -> Optional[str]:
+    """The host address from ``SNAKEPIT_GRPC_ADDRESS`` (the default of ``--elixir-address``)."""
     return os.environ.get("SNAKEPIT_GRPC_ADDRESS") or None
-
-
-def dumps(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":")).encode()

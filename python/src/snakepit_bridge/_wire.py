@@ -6,7 +6,7 @@ import json
 import traceback
 from typing import Any, Dict, Optional
 
-from google.protobuf import any_pb2
+from google.protobuf import any_pb2, wrappers_pb2
 
 TYPE_URL_PREFIX = "type.googleapis.com/snakepit."
 
@@ -55,15 +55,30 @@ def encode_any(value: Any) -> any_pb2.Any:
 
 
 def decode_any(message: any_pb2.Any) -> Any:
-    """Decode an Any holding UTF-8 JSON; non-JSON bytes come back as a string."""
+    """Decode an Any holding UTF-8 JSON (the type_url is only a hint).
+
+    A properly packed ``google.protobuf.StringValue`` is unwrapped and its text read as JSON;
+    bytes that are not JSON come back as a string.
+    """
     raw = bytes(message.value)
     if not raw:
         return None
     try:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError):
-        # google.protobuf.StringValue wraps its text in a field header: take the printable tail.
-        return raw.decode("utf-8", errors="replace")
+        pass
+    if message.type_url.endswith("google.protobuf.StringValue"):
+        wrapped = wrappers_pb2.StringValue()
+        try:
+            wrapped.ParseFromString(raw)
+        except Exception:  # noqa: BLE001 - not a StringValue after all
+            wrapped = None
+        if wrapped is not None:
+            try:
+                return json.loads(wrapped.value)
+            except ValueError:
+                return wrapped.value
+    return raw.decode("utf-8", errors="replace")
 
 
 def error_object(exc: BaseException, tool: str, session_id: str, argument_keys, type_name: Optional[str] = None) -> Dict[str, Any]:

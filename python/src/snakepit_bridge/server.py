@@ -12,8 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import concurrent.futures
-import functools
-import hmac
 import importlib
 import inspect
 import json
@@ -21,25 +19,24 @@ import logging
 import os
 import signal
 import sys
-import time
+import threading
 from typing import Any, Dict, Optional
 
 import grpc
 
-from ._adapter import BaseAdapter, StreamChunk, ToolSpec
-from ._context import SessionContext, env_host_address, host_target
+from ._context import env_host_address, host_target
 from ._proto import snakepit_bridge_pb2 as pb
 from ._proto import snakepit_bridge_pb2_grpc as pb_grpc
-from ._wire import decode_any, encode_any, encode_json, error_object, simple_error
+from ._servicer import TOKEN_KEY, BridgeServicer, chunk_parts, chunk_value, tool_spec_message
+from ._threaded import is_thread_safe
+
+__all__ = ["BridgeServicer", "chunk_parts", "chunk_value", "main", "parse_args", "serve", "tool_spec_message"]
 
 log = logging.getLogger("snakepit_bridge.server")
 
-TOKEN_KEY = "x-snakepit-token"
-_SENTINEL = object()
-
 
 class AdapterLoadError(RuntimeError):
-    """The adapter class could not be imported or instantiated."""
+    """The adapter class could not be imported."""
 
 
 def load_adapter_class(spec: str):
@@ -55,7 +52,7 @@ def load_adapter_class(spec: str):
         ) from exc
     cls = getattr(module, class_name, None)
     if cls is None:
-        raise AdapterLoadError(f"python adapter '{spec}': module '{module_name}' has no class '{class_name}'")
+        raise AdapterLoadError(f"python adapter '{spec}': module '{module_name}' has no class '{class_name}' (check the adapter path)")
     return cls
 
 
@@ -67,239 +64,6 @@ async def _maybe_await(value: Any) -> Any:
 
 def _truthy(value: Optional[str]) -> bool:
     return (value or "").strip().lower() in ("1", "true", "yes", "on")
-
-
-class BridgeServicer(pb_grpc.BridgeServiceServicer):
-    """Serves one adapter instance."""
-
-    def __init__(self, adapter: BaseAdapter, token: Optional[str], executor, host_address: Optional[str]) -> None:
-        self.adapter = adapter
-        self.tools: Dict[str, ToolSpec] = adapter.get_tools()
-        self.token = token
-        self.executor = executor
-        self.host_address = host_address
-        self.sessions: Dict[str, Dict[str, Any]] = {}
-        self.in_flight = 0
-
-    # -- helpers -------------------------------------------------------------------------
-    async def _authorize(self, context) -> None:
-        if not self.token:
-            return
-        sent = dict(context.invocation_metadata() or ()).get(TOKEN_KEY, "")
-        if not hmac.compare_digest(str(sent).encode(), self.token.encode()):
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong x-snakepit-token")
-
-    def _session(self, session_id: str, metadata=None) -> Dict[str, Any]:
-        session = self.sessions.get(session_id)
-        if session is None:
-            session = {"created_at": time.time(), "metadata": dict(metadata or {})}
-            self.sessions[session_id] = session
-        return session
-
-    def _prepare(self, request):
-        """Find the tool and bind its arguments; returns (tool, kwargs, error-dict-or-None)."""
-        name = request.tool_name
-        kwargs: Dict[str, Any] = {k: decode_any(v) for k, v in request.parameters.items()}
-        kwargs.update({k: bytes(v) for k, v in request.binary_parameters.items()})
-        tool = self.tools.get(name)
-        if tool is None:
-            available = ", ".join(sorted(self.tools)) or "(none)"
-            return None, kwargs, simple_error(
-                "UnknownToolError",
-                f"unknown tool '{name}' for adapter {type(self.adapter).__name__}; available tools: {available}",
-                name,
-                request.session_id,
-                kwargs.keys(),
-            )
-        problems = []
-        known = {p.name for p in tool.parameters}
-        unexpected = sorted(k for k in kwargs if k not in known)
-        if unexpected and not tool.accepts_any_kwargs:
-            problems.append("unexpected argument(s) " + ", ".join(repr(k) for k in unexpected))
-        missing = [p.name for p in tool.parameters if p.required and p.name not in kwargs]
-        if missing:
-            problems.append("missing required argument(s) " + ", ".join(repr(k) for k in missing))
-        if not problems:
-            try:
-                inspect.signature(tool.func).bind(**kwargs)
-            except TypeError as exc:
-                problems.append(str(exc))
-        if problems:
-            accepted = ", ".join(
-                f"{p.name}: {p.type}{'' if p.required else ' = ' + repr(p.default)}" for p in tool.parameters
-            )
-            return tool, kwargs, simple_error(
-                "InvalidArgumentsError",
-                f"invalid arguments for tool '{name}': {'; '.join(problems)} (accepted parameters: {accepted or 'none'})",
-                name,
-                request.session_id,
-                kwargs.keys(),
-            )
-        return tool, kwargs, None
-
-    def _context(self, request, context) -> SessionContext:
-        remaining = context.time_remaining()
-        deadline = time.monotonic() + remaining if remaining is not None else None
-        self._session(request.session_id or "default")
-        return SessionContext(
-            session_id=request.session_id,
-            request_metadata=dict(request.metadata),
-            deadline=deadline,
-            host_address=self.host_address,
-            token=self.token,
-        )
-
-    async def _call(self, tool: ToolSpec, kwargs: Dict[str, Any]) -> Any:
-        if inspect.iscoroutinefunction(tool.func):
-            return await tool.func(**kwargs)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor, functools.partial(tool.func, **kwargs))
-
-    async def _iterate(self, tool: ToolSpec, kwargs: Dict[str, Any]):
-        """Yield a tool's output items as they are produced (no batching)."""
-        if inspect.isasyncgenfunction(tool.func):
-            async for item in tool.func(**kwargs):
-                yield item
-            return
-        if inspect.isgeneratorfunction(tool.func):
-            loop = asyncio.get_running_loop()
-            gen = await loop.run_in_executor(self.executor, functools.partial(tool.func, **kwargs))
-            try:
-                while True:
-                    item = await loop.run_in_executor(self.executor, next, gen, _SENTINEL)
-                    if item is _SENTINEL:
-                        return
-                    yield item
-            finally:
-                gen.close()
-            return
-        yield StreamChunk(await self._call(tool, kwargs), is_final=True)
-
-    # -- RPCs ----------------------------------------------------------------------------
-    async def Ping(self, request, context):
-        await self._authorize(context)
-        resp = pb.PingResponse(message=f"pong: {request.message}" if request.message else "pong")
-        resp.server_time.GetCurrentTime()
-        return resp
-
-    async def Heartbeat(self, request, context):
-        await self._authorize(context)
-        resp = pb.HeartbeatResponse(session_valid=(not request.session_id) or request.session_id in self.sessions)
-        resp.server_time.GetCurrentTime()
-        return resp
-
-    async def InitializeSession(self, request, context):
-        await self._authorize(context)
-        self._session(request.session_id, request.metadata)
-        resp = pb.InitializeSessionResponse(success=True)
-        for spec in self.tools.values():
-            resp.available_tools[spec.name].CopyFrom(tool_spec_message(spec))
-        return resp
-
-    async def CleanupSession(self, request, context):
-        await self._authorize(context)
-        removed = self.sessions.pop(request.session_id, None)
-        return pb.CleanupSessionResponse(success=True, resources_cleaned=1 if removed else 0)
-
-    async def GetSession(self, request, context):
-        await self._authorize(context)
-        session = self.sessions.get(request.session_id)
-        if session is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"no session '{request.session_id}'")
-        resp = pb.GetSessionResponse(session_id=request.session_id, metadata=session["metadata"], tool_count=len(self.tools))
-        resp.created_at.FromNanoseconds(int(session["created_at"] * 1e9))
-        return resp
-
-    async def ExecuteTool(self, request, context):
-        await self._authorize(context)
-        started = time.monotonic()
-        tool, kwargs, error = self._prepare(request)
-        if error is not None:
-            return pb.ExecuteToolResponse(success=False, error_message=json.dumps(error))
-        self.in_flight += 1
-        try:
-            self.adapter.set_session_context(self._context(request, context))
-            if tool.is_generator:
-                items = [item async for item in self._iterate(tool, kwargs)]
-                result: Any = [i.data if isinstance(i, StreamChunk) else i for i in items]
-            else:
-                result = await self._call(tool, kwargs)
-        except Exception as exc:  # noqa: BLE001 - every tool failure becomes a structured error
-            log.info("tool %s raised %s: %s", request.tool_name, type(exc).__name__, exc)
-            payload = error_object(exc, request.tool_name, request.session_id, kwargs.keys())
-            return pb.ExecuteToolResponse(success=False, error_message=json.dumps(payload))
-        finally:
-            self.in_flight -= 1
-        elapsed_ms = int((time.monotonic() - started) * 1000)
-        if isinstance(result, (bytes, bytearray, memoryview)):
-            return pb.ExecuteToolResponse(success=True, binary_result=bytes(result), execution_time_ms=elapsed_ms)
-        return pb.ExecuteToolResponse(success=True, result=encode_any(result), execution_time_ms=elapsed_ms)
-
-    async def ExecuteStreamingTool(self, request, context):
-        await self._authorize(context)
-        tool, kwargs, error = self._prepare(request)
-        if error is not None:
-            code = grpc.StatusCode.NOT_FOUND if error["type"] == "UnknownToolError" else grpc.StatusCode.INVALID_ARGUMENT
-            await context.abort(code, json.dumps(error))
-        self.in_flight += 1
-        n = 0
-        final_sent = False
-        try:
-            self.adapter.set_session_context(self._context(request, context))
-            async for item in self._iterate(tool, kwargs):
-                n += 1
-                data, is_final, metadata = chunk_parts(item)
-                yield pb.ToolChunk(chunk_id=f"{request.tool_name}-{n}", data=data, is_final=is_final, metadata=metadata)
-                if is_final:
-                    final_sent = True
-                    break
-        except Exception as exc:  # noqa: BLE001 - mid-stream failures abort with the error object
-            payload = error_object(exc, request.tool_name, request.session_id, kwargs.keys())
-            await context.abort(grpc.StatusCode.INTERNAL, json.dumps(payload))
-        finally:
-            self.in_flight -= 1
-        if not final_sent:
-            yield pb.ToolChunk(chunk_id=f"{request.tool_name}-{n + 1}", data=b"", is_final=True)
-
-    async def RegisterTools(self, request, context):
-        await self._authorize(context)
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "RegisterTools is served by the host, not by a worker")
-
-    async def GetExposedElixirTools(self, request, context):
-        await self._authorize(context)
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "GetExposedElixirTools is served by the host, not by a worker")
-
-    async def ExecuteElixirTool(self, request, context):
-        await self._authorize(context)
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "ExecuteElixirTool is served by the host, not by a worker")
-
-
-def chunk_parts(item: Any):
-    """Split a yielded item into (data bytes, is_final, metadata) per the protocol."""
-    is_final = False
-    metadata: Dict[str, str] = {}
-    if isinstance(item, StreamChunk):
-        is_final, metadata, item = item.is_final, dict(item.metadata or {}), item.data
-    elif isinstance(item, dict) and "data" in item and set(item) <= {"data", "is_final", "metadata"}:
-        is_final = bool(item.get("is_final", False))
-        metadata = {str(k): str(v) for k, v in (item.get("metadata") or {}).items()}
-        item = item["data"]
-    if isinstance(item, (bytes, bytearray, memoryview)):
-        return bytes(item), is_final, metadata
-    if isinstance(item, str):
-        return item.encode(), is_final, metadata
-    return encode_json(item), is_final, metadata
-
-
-def tool_spec_message(spec: ToolSpec) -> pb.ToolSpec:
-    msg = pb.ToolSpec(name=spec.name, description=spec.description, supports_streaming=spec.supports_streaming)
-    for p in spec.parameters:
-        param = msg.parameters.add(name=p.name, type=p.type, required=p.required)
-        if not p.required:
-            param.default_value.CopyFrom(encode_any(p.default))
-    if spec.required_variables:
-        msg.metadata["required_variables"] = ",".join(spec.required_variables)
-    return msg
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -361,33 +125,71 @@ def write_ready_file(path: str, content: str) -> None:
     os.replace(tmp, path)
 
 
+class StartupError(RuntimeError):
+    """The worker cannot start (adapter construction, initialize(), binding); exit 1."""
+
+
+def _listen(server, args: argparse.Namespace) -> str:
+    """Bind the server; returns what the ready file announces."""
+    if args.address and args.address.startswith("unix:"):
+        target, ready = args.address, args.address
+    elif args.address:
+        target = args.address[4:] if args.address.startswith("tcp:") else args.address
+        ready = None
+    else:
+        target, ready = f"127.0.0.1:{args.port or 0}", None
+    try:
+        port = server.add_insecure_port(target)
+    except RuntimeError as exc:
+        raise StartupError(f"cannot listen on {args.address or target}: {exc}") from exc
+    if ready is not None:
+        return ready
+    if args.address:
+        return f"tcp:{target.rsplit(':', 1)[0]}:{port}"
+    return str(port)  # legacy --port mode: the bare port, as the original wrote it
+
+
+async def _start_adapter(args: argparse.Namespace):
+    cls = load_adapter_class(args.adapter)
+    try:
+        adapter = cls()
+    except Exception as exc:  # noqa: BLE001 - reported with the adapter's name
+        raise StartupError(f"python adapter '{args.adapter}' could not be created: {type(exc).__name__}: {exc}") from exc
+    if args.mode == "threaded":
+        if not is_thread_safe(adapter):
+            message = (
+                f"python adapter '{args.adapter}' does not declare __thread_safe__ = True "
+                "but runs with --mode threaded (several calls at once)"
+            )
+            if args.thread_safety_check:
+                raise StartupError(message + "; subclass ThreadSafeAdapter and set __thread_safe__ = True")
+            log.warning("%s", message)
+        if hasattr(adapter, "max_workers"):
+            adapter.max_workers = max(1, args.max_workers or 1)
+    try:
+        await _maybe_await(adapter.initialize())
+    except Exception as exc:  # noqa: BLE001 - reported with the adapter's name
+        raise StartupError(f"python adapter '{args.adapter}' failed in initialize(): {type(exc).__name__}: {exc}") from exc
+    return adapter
+
+
 async def serve(args: argparse.Namespace) -> int:
-    if _truthy(os.environ.get("SNAKEPIT_PROCESS_GROUP")):
+    """Run the worker until SIGTERM/SIGINT (or a lost parent/host); returns the exit code."""
+    if _truthy(os.environ.get("SNAKEPIT_PROCESS_GROUP")) and os.getpgid(0) != os.getpid():
         try:
             os.setsid()
         except OSError:
-            pass  # already a group leader
-    adapter = load_adapter_class(args.adapter)()
-    await _maybe_await(adapter.initialize())
+            pass  # EPERM: already a group leader
+    adapter = await _start_adapter(args)
     threads = max(1, args.max_workers or 1) if args.mode == "threaded" else 1
     executor = concurrent.futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="snakepit-tool")
     token = os.environ.get("SNAKEPIT_AUTH_TOKEN") or None
     host_address = args.host_address or env_host_address()
-    servicer = BridgeServicer(adapter, token, executor, host_address)
+    servicer = BridgeServicer(adapter, token, executor, host_address, args.worker_id)
     options = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1), ("grpc.so_reuseport", 0)]
-    server = grpc.aio.server(options=options, maximum_concurrent_rpcs=None)
+    server = grpc.aio.server(options=options)
     pb_grpc.add_BridgeServiceServicer_to_server(servicer, server)
-    if args.address and args.address.startswith("unix:"):
-        server.add_insecure_port(args.address)
-        ready = args.address
-    elif args.address:
-        hostport = args.address[4:] if args.address.startswith("tcp:") else args.address
-        host = hostport.rsplit(":", 1)[0]
-        port = server.add_insecure_port(hostport)
-        ready = f"tcp:{host}:{port}"
-    else:
-        port = server.add_insecure_port(f"127.0.0.1:{args.port or 0}")
-        ready = str(port)
+    ready = _listen(server, args)
     await server.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -395,7 +197,7 @@ async def serve(args: argparse.Namespace) -> int:
         loop.add_signal_handler(sig, stop.set)
     background = [asyncio.ensure_future(_watch_parent(stop))]
     if host_address:
-        background.append(asyncio.ensure_future(_register_tools(servicer, host_address, token, args.worker_id)))
+        await _register_tools(servicer, host_address, token, args.worker_id)
         hb = heartbeat_config(args)
         if hb.get("enabled"):
             background.append(asyncio.ensure_future(_heartbeat(hb, host_address, token, stop)))
@@ -405,9 +207,11 @@ async def serve(args: argparse.Namespace) -> int:
     log.info("worker %s ready on %s with %d tools", args.worker_id, ready, len(servicer.tools))
     await stop.wait()
     log.info("shutting down: waiting up to %d ms for %d in-flight calls", args.shutdown_grace_ms, servicer.in_flight)
-    await server.stop(args.shutdown_grace_ms / 1000.0)
+    servicer.close()
+    await server.stop(max(0, args.shutdown_grace_ms) / 1000.0)
     for task in background:
         task.cancel()
+    await asyncio.gather(*background, return_exceptions=True)
     try:
         await _maybe_await(adapter.cleanup())
     except Exception:  # noqa: BLE001 - cleanup failures are logged, exit stays clean
@@ -431,17 +235,19 @@ async def _watch_parent(stop: asyncio.Event) -> None:
 
 
 async def _register_tools(servicer: BridgeServicer, host_address: str, token: Optional[str], worker_id) -> None:
+    """Announce the adapter's tools to the host once (best effort: failures are logged)."""
     target, options = host_target(host_address)
+    request = pb.RegisterToolsRequest(session_id="", worker_id=worker_id or "")
+    for spec in servicer.tools.values():
+        # ToolRegistration has ToolSpec's fields and numbers: convert through the wire form.
+        request.tools.add().ParseFromString(tool_spec_message(spec).SerializeToString())
+    metadata = [(TOKEN_KEY, token)] if token else []
     try:
         async with grpc.aio.insecure_channel(target, options=options) as channel:
             stub = pb_grpc.BridgeServiceStub(channel)
-            request = pb.RegisterToolsRequest(session_id="", worker_id=worker_id or "")
-            for spec in servicer.tools.values():
-                msg = tool_spec_message(spec)
-                request.tools.add(name=msg.name, description=msg.description, parameters=msg.parameters,
-                                  metadata=msg.metadata, supports_streaming=msg.supports_streaming)
-            metadata = [(TOKEN_KEY, token)] if token else []
-            await stub.RegisterTools(request, timeout=2.0, metadata=metadata)
+            response = await stub.RegisterTools(request, timeout=2.0, metadata=metadata)
+        if not response.success:
+            log.warning("the host at %s refused the tool registration: %s", host_address, response.error_message)
     except Exception as exc:  # noqa: BLE001 - best effort: the host may not serve registrations
         log.warning("could not register tools with the host at %s: %s", host_address, exc)
 
@@ -469,6 +275,7 @@ async def _heartbeat(cfg: Dict[str, Any], host_address: str, token: Optional[str
 
 
 def main(argv=None) -> int:
+    """Entry point of ``python -m snakepit_bridge.server``; returns the exit code."""
     configure_logging()
     args = parse_args(argv)
     if not args.adapter:
@@ -480,13 +287,21 @@ def main(argv=None) -> int:
         except AdapterLoadError as exc:
             print(str(exc), file=sys.stderr)
             return 1
-        print(f"ok: {args.adapter} imports", file=sys.stderr)
+        print(f"ok: python adapter '{args.adapter}' imports", file=sys.stderr)
         return 0
     try:
-        return asyncio.run(serve(args))
-    except AdapterLoadError as exc:
+        code = asyncio.run(serve(args))
+    except (AdapterLoadError, StartupError) as exc:
         print(str(exc), file=sys.stderr)
         return 1
+    if any(t.name.startswith("snakepit-tool") and t.is_alive() for t in threading.enumerate()):
+        # A sync tool outlived the grace period: its thread cannot be interrupted, and waiting
+        # for it at interpreter exit would keep the process alive past the host's grace.
+        log.warning("a tool call is still running after the grace period; exiting without waiting for it")
+        logging.shutdown()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 if __name__ == "__main__":

@@ -67,6 +67,11 @@ class ShowcaseAdapter(BaseAdapter):
         return {"attempts": attempt}
 
     @tool
+    def call_host(self, tool: str, args: Dict[str, Any]) -> Any:
+        """Call a host tool through the bridge and return its result."""
+        return self.session_context.call_elixir_tool(tool, args)
+
+    @tool
     def process_info(self) -> Dict[str, Any]:
         """Describe the worker process."""
         argv = sys.argv
