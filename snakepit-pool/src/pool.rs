@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use snakepit_core::config::{PoolConfig, WorkerProfile};
 use snakepit_core::{CallOptions, ChunkStream, Error, Payload, RunId, ToolCall, WorkerId};
+use snakepit_worker::host_bridge::{HostBridge, HostTools};
 use snakepit_worker::registry::{default_registry_dir, sweep_orphans, ProcessRegistry};
 use snakepit_worker::{RunContext, Worker, WorkerSpec};
 use tokio::sync::watch;
@@ -26,6 +27,7 @@ pub(crate) struct Inner {
     pub(crate) config: PoolConfig,
     run: Arc<RunContext>,
     registry: ProcessRegistry,
+    host_bridge: HostBridge,
     resilience: Option<snakepit_resilience::ResilienceStack>,
     python: std::path::PathBuf,
     pub(crate) scheduler: Mutex<Scheduler<Arc<PoolWorker>>>,
@@ -107,6 +109,15 @@ impl Pool {
     /// to wait for all of them. The interpreter is resolved (and the project `.venv` created
     /// if missing) before anything starts.
     pub async fn start(config: PoolConfig) -> Result<Self, Error> {
+        Self::start_with_host_tools(config, HostTools::default()).await
+    }
+
+    /// Like [`Pool::start`], offering `host_tools` to Python: adapters call them with
+    /// `session_context.call_elixir_tool(name, {...})` over the run's private host socket.
+    pub async fn start_with_host_tools(
+        config: PoolConfig,
+        host_tools: HostTools,
+    ) -> Result<Self, Error> {
         config.validate()?;
         let resilience = crate::resilience::stack_for(&config)?;
         let python =
@@ -118,6 +129,7 @@ impl Pool {
         }
         let run = RunContext::new()?;
         let registry = ProcessRegistry::create(&registry_dir, run.run_id())?;
+        let host_bridge = HostBridge::start(&run, host_tools).await?;
         let inner = Arc::new(Inner {
             scheduler: Mutex::new(Scheduler::new(config.max_queue_size)),
             counters: Counters::default(),
@@ -130,6 +142,7 @@ impl Pool {
             config,
             run,
             registry,
+            host_bridge,
             resilience,
             python,
         });
@@ -329,6 +342,11 @@ impl Pool {
             .collect()
     }
 
+    /// Returns the tools the host offers to this pool's workers (register more at any time).
+    pub fn host_tools(&self) -> &HostTools {
+        self.inner.host_bridge.tools()
+    }
+
     /// Returns the worker a session is bound to, if it has one that still lives.
     pub fn session_worker(&self, session: &snakepit_core::SessionId) -> Option<WorkerId> {
         self.inner
@@ -485,11 +503,9 @@ impl Inner {
     }
 
     fn spec(&self, id: WorkerId) -> WorkerSpec {
-        WorkerSpec {
-            id,
-            pool: self.config.clone(),
-            python: self.python.clone(),
-        }
+        let mut spec = WorkerSpec::new(id, self.config.clone(), self.python.clone());
+        spec.host_address = Some(self.host_bridge.address().to_owned());
+        spec
     }
 
     /// Starts one worker; on success registers it and starts its monitor.

@@ -373,3 +373,68 @@ async fn pool_set_routes_calls_to_named_pools_with_their_own_profiles() {
     assert_eq!(set.stats()["threads"].requests, 4);
     set.shutdown().await;
 }
+
+#[tokio::test]
+async fn python_tools_call_host_tools_and_get_their_results() {
+    use snakepit_worker::host_bridge::{HostTool, HostTools};
+    let tools = HostTools::default();
+    tools.register(
+        HostTool::new("multiply", "Multiply a by b.", |call| async move {
+            let a = call
+                .args
+                .get("a")
+                .and_then(serde_json::Value::as_i64)
+                .ok_or("missing a")?;
+            let b = call
+                .args
+                .get("b")
+                .and_then(serde_json::Value::as_i64)
+                .ok_or("missing b")?;
+            Ok(json!(a * b))
+        })
+        .with_parameter("a", "integer", true)
+        .with_parameter("b", "integer", true),
+    );
+    let mut config = snakepit_core::config::PoolConfig::showcase(1);
+    config.heartbeat.enabled = false;
+    let pool = snakepit_pool::Pool::start_with_host_tools(config, tools)
+        .await
+        .unwrap();
+    pool.await_ready(Duration::from_secs(60)).await.unwrap();
+    let out = pool
+        .execute(
+            "call_host",
+            json!({"tool": "multiply", "args": {"a": 6, "b": 7}}),
+            CallOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.json, json!(42));
+    let err = pool
+        .execute(
+            "call_host",
+            json!({"tool": "multiply", "args": {"a": 6}}),
+            CallOptions::default(),
+        )
+        .await
+        .unwrap_err();
+    let py = err.python_exception().unwrap();
+    assert_eq!(py.exception_type, "HostToolError");
+    assert!(py.message.contains("missing b"), "{}", py.message);
+    let err = pool
+        .execute(
+            "call_host",
+            json!({"tool": "nope", "args": {}}),
+            CallOptions::default(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("unknown host tool 'nope'"),
+        "{err}"
+    );
+    // The worker announced its own tools to the host at start-up.
+    let announced = pool.host_tools().worker_tools();
+    assert!(announced.contains_key("echo"), "{announced:?}");
+    pool.shutdown().await;
+}

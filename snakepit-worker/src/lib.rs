@@ -10,6 +10,7 @@
 //! This crate is the only place where `tonic::Status` becomes a [`snakepit_core::Error`].
 
 mod client;
+pub mod host_bridge;
 mod process;
 pub mod python_env;
 pub mod registry;

@@ -37,9 +37,21 @@ pub struct WorkerSpec {
     pub pool: PoolConfig,
     /// The interpreter to run.
     pub python: PathBuf,
+    /// The host bridge server's address (`--elixir-address`), when the host runs one.
+    pub host_address: Option<String>,
 }
 
 impl WorkerSpec {
+    /// Builds the spec of worker `id` of `pool`, run by `python`, with no host bridge.
+    pub fn new(id: WorkerId, pool: PoolConfig, python: PathBuf) -> Self {
+        Self {
+            id,
+            pool,
+            python,
+            host_address: None,
+        }
+    }
+
     /// Builds the command line and environment of the worker (without spawning it).
     pub fn command(
         &self,
@@ -62,6 +74,9 @@ impl WorkerSpec {
             .arg(self.id.as_str())
             .arg("--shutdown-grace-ms")
             .arg(pool.graceful_shutdown_timeout.as_millis().to_string());
+        if let Some(host) = &self.host_address {
+            cmd.arg("--elixir-address").arg(host);
+        }
         if pool.worker_profile == WorkerProfile::Thread {
             cmd.args(["--mode", "threaded", "--max-workers"])
                 .arg(pool.threads_per_worker.to_string());
@@ -79,9 +94,23 @@ impl WorkerSpec {
             .env("SNAKEPIT_PROCESS_GROUP", "0")
             .env("SNAKEPIT_PARENT_PID", std::process::id().to_string())
             .env("SNAKEPIT_PYTHON", &self.python)
+            .env("SNAKEPIT_HEARTBEAT_CONFIG", heartbeat_json(&pool.heartbeat))
             .envs(&pool.adapter_env);
         cmd
     }
+}
+
+/// The pool's heartbeat settings for the Python side (the host is the authority).
+fn heartbeat_json(h: &HeartbeatConfig) -> String {
+    format!(
+        r#"{{"enabled":{},"interval_ms":{},"timeout_ms":{},"max_missed_heartbeats":{},"initial_delay_ms":{},"dependent":{}}}"#,
+        h.enabled,
+        h.ping_interval.as_millis(),
+        h.timeout.as_millis(),
+        h.max_missed_heartbeats,
+        h.initial_delay.as_millis(),
+        h.dependent
+    )
 }
 
 /// One running Python worker. Dropping it kills its process group.

@@ -16,11 +16,7 @@ async fn spec(id: &str) -> WorkerSpec {
     pool.heartbeat.enabled = false;
     pool.startup_timeout = Duration::from_secs(60);
     let python = python_env::ensure_python(None).await.expect("python");
-    WorkerSpec {
-        id: WorkerId::new(id),
-        pool,
-        python,
-    }
+    WorkerSpec::new(WorkerId::new(id), pool, python)
 }
 
 fn alive(pid: u32) -> bool {

@@ -1,0 +1,405 @@
+//! The host side of the bridge: a gRPC server workers call back into (host tools, tool
+//! registration, heartbeats), on a Unix socket in the run's private directory, token required.
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use bytes::Bytes;
+use serde_json::{Map, Value};
+use snakepit_core::Error;
+use snakepit_proto::pb::{self, BridgeService, BridgeServiceServer};
+use snakepit_proto::TOKEN_METADATA_KEY;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::{Request, Response, Status};
+
+use crate::run::RunContext;
+use crate::wire;
+
+/// What a host tool handler returns: a JSON result, or an error message for Python.
+pub type HostToolFuture = Pin<Box<dyn Future<Output = Result<Value, String>> + Send>>;
+
+type Handler = Arc<dyn Fn(HostToolCall) -> HostToolFuture + Send + Sync>;
+
+/// One call of a host tool, as Python made it.
+#[derive(Debug, Clone)]
+pub struct HostToolCall {
+    /// The caller's session.
+    pub session_id: String,
+    /// Keyword arguments.
+    pub args: Map<String, Value>,
+    /// Metadata sent with the call.
+    pub metadata: HashMap<String, String>,
+}
+
+/// A tool the host offers to Python (`register_elixir_tool` in the seeds).
+#[derive(Clone)]
+pub struct HostTool {
+    name: String,
+    description: String,
+    parameters: Vec<(String, String, bool)>,
+    exposed_to_python: bool,
+    handler: Handler,
+}
+
+impl std::fmt::Debug for HostTool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostTool")
+            .field("name", &self.name)
+            .field("exposed_to_python", &self.exposed_to_python)
+            .finish()
+    }
+}
+
+impl HostTool {
+    /// Builds a tool exposed to Python; `handler` gets the call and returns the result.
+    pub fn new<F, Fut>(name: impl Into<String>, description: impl Into<String>, handler: F) -> Self
+    where
+        F: Fn(HostToolCall) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Value, String>> + Send + 'static,
+    {
+        Self {
+            name: name.into(),
+            description: description.into(),
+            parameters: Vec::new(),
+            exposed_to_python: true,
+            handler: Arc::new(move |call| Box::pin(handler(call))),
+        }
+    }
+
+    /// Declares a parameter (name, type such as `integer`, required) for the tool's spec.
+    pub fn with_parameter(
+        mut self,
+        name: impl Into<String>,
+        kind: impl Into<String>,
+        required: bool,
+    ) -> Self {
+        self.parameters.push((name.into(), kind.into(), required));
+        self
+    }
+
+    /// Hides the tool from Python (it stays callable from Rust only).
+    pub fn hidden(mut self) -> Self {
+        self.exposed_to_python = false;
+        self
+    }
+
+    fn spec(&self) -> pb::ToolSpec {
+        pb::ToolSpec {
+            name: self.name.clone(),
+            description: self.description.clone(),
+            parameters: self
+                .parameters
+                .iter()
+                .map(|(name, kind, required)| pb::ParameterSpec {
+                    name: name.clone(),
+                    r#type: kind.clone(),
+                    required: *required,
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+}
+
+/// The host tools of a run, shared by the bridge server and the code that registers them.
+#[derive(Clone, Debug, Default)]
+pub struct HostTools {
+    tools: Arc<RwLock<BTreeMap<String, HostTool>>>,
+    /// Tools workers announced (`RegisterTools`): tool name -> worker ids.
+    registered: Arc<RwLock<BTreeMap<String, Vec<String>>>>,
+}
+
+impl HostTools {
+    /// Adds or replaces a tool.
+    pub fn register(&self, tool: HostTool) {
+        if let Ok(mut t) = self.tools.write() {
+            t.insert(tool.name.clone(), tool);
+        }
+    }
+
+    /// Names of the host tools.
+    pub fn names(&self) -> Vec<String> {
+        self.tools
+            .read()
+            .map(|t| t.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Tools workers announced, with the workers that offer each.
+    pub fn worker_tools(&self) -> BTreeMap<String, Vec<String>> {
+        self.registered
+            .read()
+            .map(|r| r.clone())
+            .unwrap_or_default()
+    }
+
+    fn get(&self, name: &str) -> Option<HostTool> {
+        self.tools.read().ok()?.get(name).cloned()
+    }
+}
+
+#[derive(Clone)]
+struct BridgeServer {
+    tools: HostTools,
+}
+
+fn now() -> prost_types::Timestamp {
+    prost_types::Timestamp::from(std::time::SystemTime::now())
+}
+
+#[tonic::async_trait]
+impl BridgeService for BridgeServer {
+    async fn ping(
+        &self,
+        req: Request<pb::PingRequest>,
+    ) -> Result<Response<pb::PingResponse>, Status> {
+        let message = format!("pong: {}", req.into_inner().message);
+        Ok(Response::new(pb::PingResponse {
+            message,
+            server_time: Some(now()),
+        }))
+    }
+
+    async fn initialize_session(
+        &self,
+        _req: Request<pb::InitializeSessionRequest>,
+    ) -> Result<Response<pb::InitializeSessionResponse>, Status> {
+        Ok(Response::new(pb::InitializeSessionResponse {
+            success: true,
+            ..Default::default()
+        }))
+    }
+
+    async fn cleanup_session(
+        &self,
+        _req: Request<pb::CleanupSessionRequest>,
+    ) -> Result<Response<pb::CleanupSessionResponse>, Status> {
+        Ok(Response::new(pb::CleanupSessionResponse {
+            success: true,
+            resources_cleaned: 0,
+        }))
+    }
+
+    async fn get_session(
+        &self,
+        req: Request<pb::GetSessionRequest>,
+    ) -> Result<Response<pb::GetSessionResponse>, Status> {
+        let session_id = req.into_inner().session_id;
+        let tool_count = i32::try_from(self.tools.names().len()).unwrap_or(i32::MAX);
+        Ok(Response::new(pb::GetSessionResponse {
+            session_id,
+            tool_count,
+            ..Default::default()
+        }))
+    }
+
+    async fn heartbeat(
+        &self,
+        _req: Request<pb::HeartbeatRequest>,
+    ) -> Result<Response<pb::HeartbeatResponse>, Status> {
+        Ok(Response::new(pb::HeartbeatResponse {
+            server_time: Some(now()),
+            session_valid: true,
+        }))
+    }
+
+    async fn execute_tool(
+        &self,
+        _req: Request<pb::ExecuteToolRequest>,
+    ) -> Result<Response<pb::ExecuteToolResponse>, Status> {
+        Err(Status::unimplemented(
+            "ExecuteTool is served by workers; call the pool instead",
+        ))
+    }
+
+    type ExecuteStreamingToolStream =
+        Pin<Box<dyn futures::Stream<Item = Result<pb::ToolChunk, Status>> + Send + 'static>>;
+
+    async fn execute_streaming_tool(
+        &self,
+        _req: Request<pb::ExecuteToolRequest>,
+    ) -> Result<Response<Self::ExecuteStreamingToolStream>, Status> {
+        Err(Status::unimplemented(
+            "ExecuteStreamingTool is served by workers; call the pool instead",
+        ))
+    }
+
+    async fn register_tools(
+        &self,
+        req: Request<pb::RegisterToolsRequest>,
+    ) -> Result<Response<pb::RegisterToolsResponse>, Status> {
+        let req = req.into_inner();
+        let mut ids = HashMap::new();
+        if let Ok(mut reg) = self.tools.registered.write() {
+            for tool in req.tools {
+                let workers = reg.entry(tool.name.clone()).or_default();
+                if !workers.contains(&req.worker_id) {
+                    workers.push(req.worker_id.clone());
+                }
+                ids.insert(
+                    tool.name.clone(),
+                    format!("{}:{}", req.worker_id, tool.name),
+                );
+            }
+        }
+        Ok(Response::new(pb::RegisterToolsResponse {
+            success: true,
+            tool_ids: ids,
+            error_message: String::new(),
+        }))
+    }
+
+    async fn get_exposed_elixir_tools(
+        &self,
+        _req: Request<pb::GetExposedElixirToolsRequest>,
+    ) -> Result<Response<pb::GetExposedElixirToolsResponse>, Status> {
+        let tools = self
+            .tools
+            .tools
+            .read()
+            .map(|t| {
+                t.values()
+                    .filter(|t| t.exposed_to_python)
+                    .map(HostTool::spec)
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Response::new(pb::GetExposedElixirToolsResponse { tools }))
+    }
+
+    async fn execute_elixir_tool(
+        &self,
+        req: Request<pb::ExecuteElixirToolRequest>,
+    ) -> Result<Response<pb::ExecuteElixirToolResponse>, Status> {
+        let req = req.into_inner();
+        let started = Instant::now();
+        let failure = |message: String| pb::ExecuteElixirToolResponse {
+            success: false,
+            error_message: message,
+            ..Default::default()
+        };
+        let Some(tool) = self
+            .tools
+            .get(&req.tool_name)
+            .filter(|t| t.exposed_to_python)
+        else {
+            let names = self.tools.names().join(", ");
+            return Ok(Response::new(failure(format!(
+                "unknown host tool '{}' (host tools: {names})",
+                req.tool_name
+            ))));
+        };
+        let call = HostToolCall {
+            session_id: req.session_id,
+            args: req
+                .parameters
+                .iter()
+                .map(|(k, v)| (k.clone(), wire::decode_value(v)))
+                .collect(),
+            metadata: req.metadata,
+        };
+        let elapsed = |s: Instant| i64::try_from(s.elapsed().as_millis()).unwrap_or(i64::MAX);
+        Ok(Response::new(match (tool.handler)(call).await {
+            Ok(value) => pb::ExecuteElixirToolResponse {
+                success: true,
+                result: Some(wire::encode_value(&value)),
+                execution_time_ms: elapsed(started),
+                binary_result: Bytes::new(),
+                ..Default::default()
+            },
+            Err(message) => failure(message),
+        }))
+    }
+
+    type StreamTelemetryStream =
+        Pin<Box<dyn futures::Stream<Item = Result<pb::TelemetryEvent, Status>> + Send + 'static>>;
+
+    async fn stream_telemetry(
+        &self,
+        _req: Request<tonic::Streaming<pb::TelemetryControl>>,
+    ) -> Result<Response<Self::StreamTelemetryStream>, Status> {
+        Err(Status::unimplemented(
+            "StreamTelemetry is served by workers",
+        ))
+    }
+}
+
+/// The running host bridge server of one run. Dropping it stops the server.
+#[derive(Debug)]
+pub struct HostBridge {
+    address: String,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+    tools: HostTools,
+}
+
+impl HostBridge {
+    /// Starts the server on `<run dir>/host.sock`; every call must carry the run token.
+    pub async fn start(run: &RunContext, tools: HostTools) -> Result<Self, Error> {
+        let path = run.dir().join("host.sock");
+        let _ = std::fs::remove_file(&path);
+        let listener = tokio::net::UnixListener::bind(&path)
+            .map_err(|e| Error::pool(format!("cannot listen on {}: {e}", path.display())))?;
+        let token = tonic::metadata::MetadataValue::try_from(run.token())
+            .map_err(|_| Error::pool("the run token is not valid ASCII metadata"))?;
+        let check = move |req: Request<()>| -> Result<Request<()>, Status> {
+            match req.metadata().get(TOKEN_METADATA_KEY) {
+                Some(t) if constant_time_eq(t.as_bytes(), token.as_bytes()) => Ok(req),
+                _ => Err(Status::unauthenticated("missing or wrong x-snakepit-token")),
+            }
+        };
+        let service = BridgeServiceServer::with_interceptor(
+            BridgeServer {
+                tools: tools.clone(),
+            },
+            check,
+        );
+        let (stop, stopped) = oneshot::channel::<()>();
+        let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
+        let task = tokio::spawn(async move {
+            let served = tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming_shutdown(incoming, async {
+                    let _ = stopped.await;
+                })
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "host bridge server failed");
+            }
+        });
+        Ok(Self {
+            address: format!("unix:{}", path.display()),
+            stop: Some(stop),
+            task,
+            tools,
+        })
+    }
+
+    /// The address workers are given (`--elixir-address`).
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// The tools this server offers.
+    pub fn tools(&self) -> &HostTools {
+        &self.tools
+    }
+}
+
+impl Drop for HostBridge {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.task.abort();
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

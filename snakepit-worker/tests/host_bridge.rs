@@ -1,0 +1,105 @@
+//! The host bridge server: token required, host tools listed and callable.
+
+#![allow(clippy::unwrap_used)]
+
+use hyper_util::rt::TokioIo;
+use serde_json::json;
+use snakepit_proto::pb;
+use snakepit_worker::host_bridge::{HostBridge, HostTool, HostTools};
+use snakepit_worker::RunContext;
+use tonic::transport::{Endpoint, Uri};
+
+async fn client(path: std::path::PathBuf) -> pb::BridgeServiceClient<tonic::transport::Channel> {
+    let channel = Endpoint::from_static("http://localhost")
+        .connect_with_connector(tower::service_fn(move |_: Uri| {
+            let path = path.clone();
+            async move {
+                tokio::net::UnixStream::connect(path)
+                    .await
+                    .map(TokioIo::new)
+            }
+        }))
+        .await
+        .unwrap();
+    pb::BridgeServiceClient::new(channel)
+}
+
+fn with_token<T>(msg: T, token: &str) -> tonic::Request<T> {
+    let mut req = tonic::Request::new(msg);
+    req.metadata_mut()
+        .insert(snakepit_proto::TOKEN_METADATA_KEY, token.parse().unwrap());
+    req
+}
+
+#[tokio::test]
+async fn host_bridge_requires_the_token_and_serves_exposed_tools() {
+    let run = RunContext::new().unwrap();
+    let tools = HostTools::default();
+    tools.register(HostTool::new("double", "Double x.", |c| async move {
+        Ok(json!(c.args["x"].as_i64().unwrap_or(0) * 2))
+    }));
+    tools.register(HostTool::new("secret", "Not for Python.", |_| async { Ok(json!(1)) }).hidden());
+    let bridge = HostBridge::start(&run, tools).await.unwrap();
+    let path = std::path::PathBuf::from(bridge.address().strip_prefix("unix:").unwrap());
+    assert!(path.starts_with(run.dir()));
+    let mut c = client(path).await;
+
+    let status = c.ping(pb::PingRequest::default()).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unauthenticated);
+    let status = c
+        .ping(with_token(pb::PingRequest::default(), "wrong"))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unauthenticated);
+
+    let listed = c
+        .get_exposed_elixir_tools(with_token(
+            pb::GetExposedElixirToolsRequest::default(),
+            run.token(),
+        ))
+        .await
+        .unwrap();
+    let names: Vec<String> = listed
+        .into_inner()
+        .tools
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    assert_eq!(names, vec!["double".to_string()]);
+
+    let mut params = std::collections::HashMap::new();
+    params.insert(
+        "x".to_string(),
+        prost_types::Any {
+            type_url: String::new(),
+            value: b"21".to_vec(),
+        },
+    );
+    let req = pb::ExecuteElixirToolRequest {
+        tool_name: "double".into(),
+        parameters: params,
+        ..Default::default()
+    };
+    let resp = c
+        .execute_elixir_tool(with_token(req, run.token()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(resp.success);
+    assert_eq!(resp.result.unwrap().value, b"42".to_vec());
+
+    let req = pb::ExecuteElixirToolRequest {
+        tool_name: "secret".into(),
+        ..Default::default()
+    };
+    let resp = c
+        .execute_elixir_tool(with_token(req, run.token()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        !resp.success && resp.error_message.contains("unknown host tool 'secret'"),
+        "{}",
+        resp.error_message
+    );
+}
