@@ -1,5 +1,6 @@
 //! `cargo xtask`: project automation (bootstrap, codegen, ci, bench).
 
+mod bench;
 mod bootstrap;
 mod ci;
 mod codegen;
@@ -32,6 +33,15 @@ enum Command {
     },
     /// Run everything CI runs: fmt, clippy, codegen --check, cargo tests, pytest.
     Ci,
+    /// Run the benchmark suite (end-to-end figures against baselines, then criterion).
+    Bench {
+        /// Fewer rounds and sizes (about two minutes).
+        #[arg(long)]
+        quick: bool,
+        /// One end-to-end group only: latency, throughput, startup, payload or recovery.
+        #[arg(long)]
+        only: Option<String>,
+    },
 }
 
 fn main() -> Result<()> {
@@ -39,5 +49,6 @@ fn main() -> Result<()> {
         Command::Bootstrap { force } => bootstrap::run(force).map(|_| ()),
         Command::Codegen { check } => codegen::run(check),
         Command::Ci => ci::run(),
+        Command::Bench { quick, only } => bench::run(quick, only.as_deref()),
     }
 }

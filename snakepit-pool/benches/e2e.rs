@@ -1,0 +1,623 @@
+//! The end-to-end bench suite behind `cargo xtask bench`: latency, throughput, start-up, payload
+//! and recovery, each figure next to a baseline measured in the same run.
+//!
+//! It is a `harness = false` bench so that it is built with the release-like `bench` profile.
+//! Run it through `cargo xtask bench [--quick] [--only NAME]`; a plain `cargo bench` runs it
+//! without `--suite`, which makes it print a hint and do nothing (the criterion benches run).
+//! Every figure is the median over several rounds with the spread (min and max of the rounds).
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use snakepit_core::config::PoolConfig;
+use snakepit_core::{Error, RunId, ToolCall, WorkerId};
+use snakepit_pool::Pool;
+use snakepit_worker::{RunContext, Worker, WorkerSpec};
+
+/// The groups of the suite, in the order they run.
+const GROUPS: &[&str] = &["latency", "throughput", "startup", "payload", "recovery"];
+
+/// How much work each group does.
+#[derive(Debug, Clone, Copy)]
+struct Scale {
+    quick: bool,
+    rounds: usize,
+}
+
+/// One measured figure and its baseline from the same run.
+struct Figure {
+    name: String,
+    unit: &'static str,
+    rounds: Vec<f64>,
+    baseline_name: String,
+    baseline: Vec<f64>,
+}
+
+/// Median, min and max of per-round values.
+fn summary(values: &[f64]) -> (f64, f64, f64) {
+    let v = sorted(values.to_vec());
+    let median = match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    };
+    let min = v.first().copied().unwrap_or(f64::NAN);
+    let max = v.last().copied().unwrap_or(f64::NAN);
+    (median, min, max)
+}
+
+impl Figure {
+    fn new(
+        name: &str,
+        unit: &'static str,
+        rounds: &[f64],
+        baseline_name: &str,
+        baseline: &[f64],
+    ) -> Self {
+        Self {
+            name: name.to_owned(),
+            unit,
+            rounds: rounds.to_vec(),
+            baseline_name: baseline_name.to_owned(),
+            baseline: baseline.to_vec(),
+        }
+    }
+
+    fn to_json(&self) -> Value {
+        let (value, min, max) = summary(&self.rounds);
+        let (baseline, bmin, bmax) = summary(&self.baseline);
+        json!({
+            "name": self.name,
+            "unit": self.unit,
+            "median": value,
+            "min": min,
+            "max": max,
+            "rounds": self.rounds,
+            "baseline_name": self.baseline_name,
+            "baseline_median": baseline,
+            "baseline_min": bmin,
+            "baseline_max": bmax,
+            "baseline_rounds": self.baseline,
+            "ratio": value / baseline,
+        })
+    }
+}
+
+fn table(figures: &[Figure]) -> String {
+    let mut out = format!(
+        "{:<34} {:>12} {:>23}   {:<30} {:>12} {:>8}\n",
+        "figure", "median", "[min .. max]", "baseline", "median", "ratio"
+    );
+    for f in figures {
+        let (v, lo, hi) = summary(&f.rounds);
+        let (b, _, _) = summary(&f.baseline);
+        out.push_str(&format!(
+            "{:<34} {:>12} {:>23}   {:<30} {:>12} {:>7.2}x\n",
+            f.name,
+            format!("{} {}", fmt(v), f.unit),
+            format!("[{} .. {}]", fmt(lo), fmt(hi)),
+            f.baseline_name,
+            format!("{} {}", fmt(b), f.unit),
+            v / b
+        ));
+    }
+    out
+}
+
+fn fmt(x: f64) -> String {
+    if x.abs() >= 100.0 {
+        format!("{x:.0}")
+    } else if x.abs() >= 1.0 {
+        format!("{x:.1}")
+    } else {
+        format!("{x:.3}")
+    }
+}
+
+fn bench_config(size: usize) -> PoolConfig {
+    let mut c = PoolConfig::showcase(size);
+    c.heartbeat.enabled = false;
+    c.startup_timeout = Duration::from_secs(300);
+    c.startup_batch_delay = Duration::ZERO;
+    c.queue_timeout = Duration::from_secs(120);
+    c.max_queue_size = c.max_queue_size.max(1024);
+    c
+}
+
+async fn ready_pool(size: usize) -> Result<Pool, Error> {
+    let pool = Pool::start(bench_config(size)).await?;
+    pool.await_ready(Duration::from_secs(300)).await?;
+    Ok(pool)
+}
+
+fn micros(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+fn millis(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    let i = (sorted.len().saturating_sub(1) as f64 * q).round() as usize;
+    sorted.get(i).copied().unwrap_or(f64::NAN)
+}
+
+fn sorted(mut v: Vec<f64>) -> Vec<f64> {
+    v.sort_by(f64::total_cmp);
+    v
+}
+
+fn noop() -> Result<ToolCall, Error> {
+    ToolCall::new("noop", json!({}))
+}
+
+/// Runs the ProcessPoolExecutor baseline script once and returns its JSON.
+async fn python_baseline(
+    python: &Path,
+    workers: usize,
+    latency_calls: usize,
+    throughput_calls: usize,
+) -> Result<Value, Error> {
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../python/benchmarks/process_pool_baseline.py");
+    let out = tokio::process::Command::new(python)
+        .arg(&script)
+        .args([
+            "--workers",
+            &workers.to_string(),
+            "--latency-calls",
+            &latency_calls.to_string(),
+            "--throughput-calls",
+            &throughput_calls.to_string(),
+        ])
+        .kill_on_drop(true)
+        .output()
+        .await
+        .map_err(|e| Error::pool(format!("cannot run {}: {e}", script.display())))?;
+    if !out.status.success() {
+        return Err(Error::pool(format!(
+            "the Python baseline failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )));
+    }
+    serde_json::from_slice(&out.stdout)
+        .map_err(|e| Error::pool(format!("the Python baseline printed no JSON: {e}")))
+}
+
+fn field(v: &Value, key: &str) -> f64 {
+    v[key].as_f64().unwrap_or(f64::NAN)
+}
+
+/// Sequential no-op round trips: pool vs the bare gRPC client vs ProcessPoolExecutor.
+async fn latency(scale: Scale, python: &Path) -> Result<Vec<Figure>, Error> {
+    let calls = if scale.quick { 500 } else { 2000 };
+    let pool = ready_pool(2).await?;
+    let spec = WorkerSpec::new(
+        WorkerId::new(format!("bench_bare_{}", RunId::generate())),
+        bench_config(1),
+        python.to_path_buf(),
+    );
+    let bare = Worker::start(spec, RunContext::new()?).await?;
+    let client = bare.client();
+    for _ in 0..100 {
+        pool.execute_call(noop()?).await?;
+        client.execute(noop()?).await?;
+    }
+    let (mut pool50, mut pool99, mut bare50, mut bare99, mut py50, mut py99) =
+        (vec![], vec![], vec![], vec![], vec![], vec![]);
+    for _ in 0..scale.rounds {
+        let (mut p, mut b) = (Vec::with_capacity(calls), Vec::with_capacity(calls));
+        // Interleaved so that both see the same machine noise.
+        for _ in 0..calls {
+            let call = noop()?;
+            let t = Instant::now();
+            pool.execute_call(call).await?;
+            p.push(micros(t.elapsed()));
+            let call = noop()?;
+            let t = Instant::now();
+            client.execute(call).await?;
+            b.push(micros(t.elapsed()));
+        }
+        let (p, b) = (sorted(p), sorted(b));
+        pool50.push(percentile(&p, 0.5));
+        pool99.push(percentile(&p, 0.99));
+        bare50.push(percentile(&b, 0.5));
+        bare99.push(percentile(&b, 0.99));
+        let py = python_baseline(python, 2, calls, 10).await?;
+        py50.push(field(&py, "latency_p50_us"));
+        py99.push(field(&py, "latency_p99_us"));
+    }
+    bare.stop().await;
+    pool.shutdown().await;
+    let over50: Vec<f64> = pool50.iter().zip(&bare50).map(|(p, b)| p - b).collect();
+    let over99: Vec<f64> = pool99.iter().zip(&bare99).map(|(p, b)| p - b).collect();
+    Ok(vec![
+        Figure::new(
+            "latency/pool p50",
+            "us",
+            &pool50,
+            "bare WorkerClient p50",
+            &bare50,
+        ),
+        Figure::new(
+            "latency/pool p99",
+            "us",
+            &pool99,
+            "bare WorkerClient p99",
+            &bare99,
+        ),
+        Figure::new(
+            "latency/pool p50",
+            "us",
+            &pool50,
+            "ProcessPoolExecutor(2) p50",
+            &py50,
+        ),
+        Figure::new(
+            "latency/pool p99",
+            "us",
+            &pool99,
+            "ProcessPoolExecutor(2) p99",
+            &py99,
+        ),
+        Figure::new(
+            "latency/overhead p50 (pool-bare)",
+            "us",
+            &over50,
+            "bare WorkerClient p50",
+            &bare50,
+        ),
+        Figure::new(
+            "latency/overhead p99 (pool-bare)",
+            "us",
+            &over99,
+            "bare WorkerClient p99",
+            &bare99,
+        ),
+    ])
+}
+
+/// `total` no-op calls shared by `callers` concurrent tasks; returns calls per second.
+async fn calls_per_second(pool: &Arc<Pool>, total: usize, callers: usize) -> Result<f64, Error> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..callers)
+        .map(|_| {
+            let (pool, next) = (pool.clone(), next.clone());
+            tokio::spawn(async move {
+                while next.fetch_add(1, Ordering::Relaxed) < total {
+                    pool.execute_call(noop()?).await?;
+                }
+                Ok::<_, Error>(())
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await
+            .map_err(|e| Error::pool(format!("a bench caller panicked: {e}")))??;
+    }
+    Ok(total as f64 / started.elapsed().as_secs_f64())
+}
+
+/// No-op calls per second with 64 concurrent callers vs ProcessPoolExecutor.map.
+async fn throughput(scale: Scale, python: &Path) -> Result<Vec<Figure>, Error> {
+    let total = if scale.quick { 3000 } else { 10_000 };
+    let mut figures = Vec::new();
+    for workers in [2usize, 4, 8] {
+        let pool = Arc::new(ready_pool(workers).await?);
+        calls_per_second(&pool, 500, 64).await?;
+        let (mut rounds, mut baseline) = (vec![], vec![]);
+        for _ in 0..scale.rounds {
+            rounds.push(calls_per_second(&pool, total, 64).await?);
+            let py = python_baseline(python, workers, 10, total).await?;
+            baseline.push(field(&py, "throughput_per_s"));
+        }
+        pool.shutdown().await;
+        figures.push(Figure::new(
+            &format!("throughput/{workers} workers, 64 callers"),
+            "calls/s",
+            &rounds,
+            &format!("ProcessPoolExecutor({workers}).map"),
+            &baseline,
+        ));
+    }
+    Ok(figures)
+}
+
+fn proc_kb(path: &str, key: &str) -> u64 {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(key))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn host_rss_mib() -> f64 {
+    proc_kb("/proc/self/status", "VmRSS:") as f64 / 1024.0
+}
+
+fn pss_mib(pid: u32) -> f64 {
+    proc_kb(&format!("/proc/{pid}/smaps_rollup"), "Pss:") as f64 / 1024.0
+}
+
+/// Time until N workers are ready, and memory, vs one bare interpreter doing the same imports.
+async fn startup(scale: Scale, python: &Path) -> Result<Vec<Figure>, Error> {
+    let sizes: &[usize] = if scale.quick { &[1, 16] } else { &[1, 16, 100] };
+    let rounds = if scale.quick { 2 } else { 3 };
+    let mut interpreter = Vec::new();
+    for _ in 0..rounds {
+        let t = Instant::now();
+        let status = tokio::process::Command::new(python)
+            .args([
+                "-c",
+                "import grpc, snakepit_bridge.server, snakepit_bridge.adapters.showcase",
+            ])
+            .status()
+            .await
+            .map_err(|e| Error::pool(format!("cannot start {}: {e}", python.display())))?;
+        if !status.success() {
+            return Err(Error::pool(
+                "the bare interpreter baseline cannot import snakepit_bridge",
+            ));
+        }
+        interpreter.push(millis(t.elapsed()));
+    }
+    let mut figures = Vec::new();
+    for &n in sizes {
+        let (mut times, mut pss, mut per_worker, mut rss, mut rss_before) =
+            (vec![], vec![], vec![], vec![], vec![]);
+        for _ in 0..rounds {
+            rss_before.push(host_rss_mib());
+            let t = Instant::now();
+            let pool = ready_pool(n).await?;
+            times.push(millis(t.elapsed()));
+            let total: f64 = pool.list_workers().iter().map(|w| pss_mib(w.pid)).sum();
+            pss.push(total);
+            per_worker.push(total / n as f64);
+            rss.push(host_rss_mib());
+            pool.shutdown().await;
+        }
+        figures.push(Figure::new(
+            &format!("startup/{n} workers ready"),
+            "ms",
+            &times,
+            "one bare `python -c import ...`",
+            &interpreter,
+        ));
+        figures.push(Figure::new(
+            &format!("startup/{n} workers total PSS"),
+            "MiB",
+            &pss,
+            "PSS per worker",
+            &per_worker,
+        ));
+        figures.push(Figure::new(
+            &format!("startup/{n} workers host RSS"),
+            "MiB",
+            &rss,
+            "host RSS before start",
+            &rss_before,
+        ));
+    }
+    Ok(figures)
+}
+
+/// Byte round trips through the binary path vs an in-process memcpy of the same size.
+async fn payload(scale: Scale) -> Result<Vec<Figure>, Error> {
+    let pool = ready_pool(1).await?;
+    let mut figures = Vec::new();
+    for (label, size, calls) in [
+        ("1KiB", 1usize << 10, 200usize),
+        ("1MiB", 1 << 20, 20),
+        ("64MiB", 64 << 20, 3),
+    ] {
+        let calls = if scale.quick {
+            calls.div_ceil(2)
+        } else {
+            calls
+        };
+        let data = vec![0xA5u8; size];
+        let (mut trip, mut copy) = (vec![], vec![]);
+        for _ in 0..scale.rounds {
+            let mut per_call = Vec::with_capacity(calls);
+            for _ in 0..calls {
+                let call =
+                    ToolCall::new("echo_bytes", json!({}))?.with_binary_arg("data", data.clone());
+                let t = Instant::now();
+                let out = pool.execute_call(call).await?;
+                per_call.push(micros(t.elapsed()));
+                if out.binary.as_ref().map(|b| b.len()) != Some(size) {
+                    return Err(Error::pool(format!(
+                        "echo_bytes returned the wrong size for {label}"
+                    )));
+                }
+            }
+            trip.push(percentile(&sorted(per_call), 0.5));
+            let mut dst = vec![0u8; size];
+            let t = Instant::now();
+            for _ in 0..calls {
+                dst.copy_from_slice(std::hint::black_box(&data));
+                std::hint::black_box(&mut dst);
+            }
+            copy.push(micros(t.elapsed()) / calls as f64);
+        }
+        figures.push(Figure::new(
+            &format!("payload/{label} round trip"),
+            "us",
+            &trip,
+            "in-process memcpy",
+            &copy,
+        ));
+    }
+    pool.shutdown().await;
+    Ok(figures)
+}
+
+/// Time from SIGKILL of a worker to its replacement serving, vs one fresh worker start.
+async fn recovery(scale: Scale, python: &Path) -> Result<Vec<Figure>, Error> {
+    let pool = ready_pool(2).await?;
+    let (mut recover, mut fresh) = (vec![], vec![]);
+    for round in 0..scale.rounds {
+        let victim = pool
+            .list_workers()
+            .first()
+            .map(|w| w.pid)
+            .ok_or_else(|| Error::pool("the pool has no worker"))?;
+        let t = Instant::now();
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(victim as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .map_err(|e| Error::pool(format!("cannot kill worker {victim}: {e}")))?;
+        loop {
+            let ws = pool.list_workers();
+            if ws.len() == 2 && ws.iter().all(|w| w.pid != victim) {
+                break;
+            }
+            if t.elapsed() > Duration::from_secs(60) {
+                return Err(Error::pool("no replacement worker within 60 s"));
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        // Two concurrent calls: one lands on each worker, the replacement included.
+        let (a, b) = tokio::join!(pool.execute_call(noop()?), pool.execute_call(noop()?));
+        a?;
+        b?;
+        recover.push(millis(t.elapsed()));
+
+        let spec = WorkerSpec::new(
+            WorkerId::new(format!("bench_fresh_{round}_{}", RunId::generate())),
+            bench_config(1),
+            python.to_path_buf(),
+        );
+        let t = Instant::now();
+        let w = Worker::start(spec, RunContext::new()?).await?;
+        w.client().execute(noop()?).await?;
+        fresh.push(millis(t.elapsed()));
+        w.stop().await;
+    }
+    pool.shutdown().await;
+    Ok(vec![Figure::new(
+        "recovery/SIGKILL to serving",
+        "ms",
+        &recover,
+        "one fresh Worker::start + call",
+        &fresh,
+    )])
+}
+
+struct Args {
+    suite: bool,
+    quick: bool,
+    only: Option<String>,
+    out: PathBuf,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        suite: false,
+        quick: false,
+        only: None,
+        out: Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench/results.json"),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--suite" => args.suite = true,
+            "--quick" => args.quick = true,
+            "--only" => args.only = Some(it.next().ok_or("--only needs a group name")?),
+            "--out" => args.out = PathBuf::from(it.next().ok_or("--out needs a path")?),
+            // `cargo bench` passes `--bench` and maybe a filter; neither applies here.
+            _ => {}
+        }
+    }
+    if let Some(only) = &args.only {
+        if !GROUPS.contains(&only.as_str()) {
+            return Err(format!(
+                "unknown group '{only}' (groups: {})",
+                GROUPS.join(", ")
+            ));
+        }
+    }
+    Ok(args)
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    let scale = Scale {
+        quick: args.quick,
+        rounds: if args.quick { 3 } else { 5 },
+    };
+    let python = snakepit_worker::python_env::ensure_python(None)
+        .await
+        .map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    let mut figures = Vec::new();
+    for group in GROUPS
+        .iter()
+        .filter(|g| args.only.as_deref().is_none_or(|o| o == **g))
+    {
+        eprintln!("bench: {group} ...");
+        let t = Instant::now();
+        let result = match *group {
+            "latency" => latency(scale, &python).await,
+            "throughput" => throughput(scale, &python).await,
+            "startup" => startup(scale, &python).await,
+            "payload" => payload(scale).await,
+            _ => recovery(scale, &python).await,
+        };
+        figures.extend(result.map_err(|e| format!("{group}: {e}"))?);
+        eprintln!("bench: {group} took {:.1} s", t.elapsed().as_secs_f64());
+    }
+    print!("{}", table(&figures));
+    let doc = json!({
+        "quick": scale.quick,
+        "rounds": scale.rounds,
+        "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        "elapsed_s": started.elapsed().as_secs_f64(),
+        "figures": figures.iter().map(Figure::to_json).collect::<Vec<_>>(),
+    });
+    if let Some(dir) = args.out.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    let text = serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?;
+    std::fs::write(&args.out, text)
+        .map_err(|e| format!("cannot write {}: {e}", args.out.display()))?;
+    eprintln!("bench: results written to {}", args.out.display());
+    Ok(())
+}
+
+fn main() -> std::process::ExitCode {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("e2e bench: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    if !args.suite {
+        eprintln!("e2e bench: skipped (run the end-to-end suite with `cargo xtask bench`)");
+        return std::process::ExitCode::SUCCESS;
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("e2e bench: cannot start tokio: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("e2e bench: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
