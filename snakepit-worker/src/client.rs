@@ -1,6 +1,7 @@
 //! The gRPC client of one worker, as a `tower::Service<ToolCall>` for unary calls plus streaming.
 
 use std::future::Future;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -51,21 +52,26 @@ pub(crate) async fn connect(addr: &WorkerAddress) -> Result<Channel, tonic::tran
                 .connect()
                 .await
         }
-        WorkerAddress::Unix(path) => {
-            let path = path.clone();
-            // The URI is ignored by the connector; h2 only needs a valid authority.
-            Endpoint::from_static("http://localhost")
-                .connect_with_connector(tower::service_fn(move |_: Uri| {
-                    let path = path.clone();
-                    async move {
-                        tokio::net::UnixStream::connect(path)
-                            .await
-                            .map(TokioIo::new)
-                    }
-                }))
-                .await
-        }
+        WorkerAddress::Unix(path) => unix_channel(path.clone()).await,
     }
+}
+
+/// Connects a gRPC channel over the Unix domain socket at `path`.
+///
+/// The worker and the host bridge listen on such sockets; this is also how a test or a tool
+/// talks to either directly (remember the run token, `x-snakepit-token`, on every call).
+pub async fn unix_channel(path: PathBuf) -> Result<Channel, tonic::transport::Error> {
+    // The URI is ignored by the connector; h2 only needs a valid authority.
+    Endpoint::from_static("http://localhost")
+        .connect_with_connector(tower::service_fn(move |_: Uri| {
+            let path = path.clone();
+            async move {
+                tokio::net::UnixStream::connect(path)
+                    .await
+                    .map(TokioIo::new)
+            }
+        }))
+        .await
 }
 
 /// Tells a client whether its worker process has died (to report crashes as crashes).

@@ -18,7 +18,7 @@ mod run;
 mod wire;
 mod worker;
 
-pub use client::{WorkerAddress, WorkerClient};
+pub use client::{unix_channel, WorkerAddress, WorkerClient};
 pub use process::ExitInfo;
 pub use run::RunContext;
 pub use worker::{Worker, WorkerSpec, TOKEN_ENV_VAR};

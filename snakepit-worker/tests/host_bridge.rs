@@ -2,25 +2,13 @@
 
 #![allow(clippy::unwrap_used)]
 
-use hyper_util::rt::TokioIo;
 use serde_json::json;
 use snakepit_proto::pb;
 use snakepit_worker::host_bridge::{HostBridge, HostTool, HostTools};
 use snakepit_worker::RunContext;
-use tonic::transport::{Endpoint, Uri};
 
 async fn client(path: std::path::PathBuf) -> pb::BridgeServiceClient<tonic::transport::Channel> {
-    let channel = Endpoint::from_static("http://localhost")
-        .connect_with_connector(tower::service_fn(move |_: Uri| {
-            let path = path.clone();
-            async move {
-                tokio::net::UnixStream::connect(path)
-                    .await
-                    .map(TokioIo::new)
-            }
-        }))
-        .await
-        .unwrap();
+    let channel = snakepit_worker::unix_channel(path).await.unwrap();
     pb::BridgeServiceClient::new(channel)
 }
 

@@ -4,12 +4,10 @@
 
 use std::time::Duration;
 
-use hyper_util::rt::TokioIo;
 use snakepit_core::config::PoolConfig;
 use snakepit_core::{ErrorKind, ToolCall, WorkerId};
 use snakepit_proto::pb;
 use snakepit_worker::{python_env, RunContext, Worker, WorkerSpec};
-use tonic::transport::{Endpoint, Uri};
 
 async fn spec(id: &str) -> WorkerSpec {
     let mut pool = PoolConfig::showcase(1);
@@ -36,17 +34,7 @@ async fn call_without_the_run_token_is_rejected() {
         .await
         .unwrap();
     let socket = run.dir().join("w_token.sock");
-    let channel = Endpoint::from_static("http://localhost")
-        .connect_with_connector(tower::service_fn(move |_: Uri| {
-            let socket = socket.clone();
-            async move {
-                tokio::net::UnixStream::connect(socket)
-                    .await
-                    .map(TokioIo::new)
-            }
-        }))
-        .await
-        .unwrap();
+    let channel = snakepit_worker::unix_channel(socket).await.unwrap();
     let mut raw = pb::BridgeServiceClient::new(channel);
     let status = raw
         .ping(pb::PingRequest {
