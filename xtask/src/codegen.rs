@@ -125,4 +125,32 @@ mod tests {
         assert_eq!(fs::read_to_string(&committed).unwrap(), "generated");
         assert!(sync(dir.path(), &pairs, true).unwrap().is_empty());
     }
+
+    #[test]
+    fn committed_rust_matches_the_proto_and_a_hand_edit_is_caught() {
+        // The real generator on the real proto, compared with a copy of the committed file:
+        // fresh output is up to date, and one edited line makes the check name the file.
+        let root = project_root();
+        let fresh_dir = tempfile::tempdir().unwrap();
+        generate_rust(&root, fresh_dir.path()).unwrap();
+        let fresh = fresh_dir.path().join("snakepit.bridge.rs");
+        let committed = root.join(RUST_OUT).join("snakepit.bridge.rs");
+        let copy_root = tempfile::tempdir().unwrap();
+        let copy = copy_root.path().join(RUST_OUT).join("snakepit.bridge.rs");
+        fs::create_dir_all(copy.parent().unwrap()).unwrap();
+        fs::copy(&committed, &copy).unwrap();
+        let pairs = [(fresh, copy.clone())];
+        assert!(sync(copy_root.path(), &pairs, true).unwrap().is_empty());
+
+        let edited = fs::read_to_string(&copy).unwrap().replacen(
+            "pub struct PingRequest",
+            "pub struct PingRequestEdited",
+            1,
+        );
+        fs::write(&copy, edited).unwrap();
+        assert_eq!(
+            sync(copy_root.path(), &pairs, true).unwrap(),
+            vec![format!("{RUST_OUT}/snakepit.bridge.rs")]
+        );
+    }
 }
