@@ -1,6 +1,7 @@
 //! `cargo xtask bench [--quick] [--only NAME]`: the end-to-end suite (the `e2e` bench of
 //! `snakepit-pool`, built with the optimised `bench` profile), then the criterion micro-benches
-//! of the scheduler (skipped with `--only`). Results land in `target/bench/results.json`.
+//! of the scheduler and the resilience stack (skipped with `--only`). Results land in
+//! `target/bench/results.json`.
 
 use anyhow::{bail, Result};
 
@@ -8,6 +9,12 @@ use crate::util::{cargo, project_root, sh};
 
 /// The end-to-end groups `--only` accepts.
 const GROUPS: &[&str] = &["latency", "throughput", "startup", "payload", "recovery"];
+
+/// The criterion micro-benches run after the end-to-end suite: (package, bench target).
+const MICRO_BENCHES: &[(&str, &str)] = &[
+    ("snakepit-pool", "scheduler"),
+    ("snakepit-resilience", "stack"),
+];
 
 /// Runs the suite; `quick` trims rounds and sizes, `only` picks one end-to-end group.
 pub(crate) fn run(quick: bool, only: Option<&str>) -> Result<()> {
@@ -42,19 +49,14 @@ pub(crate) fn run(quick: bool, only: Option<&str>) -> Result<()> {
     }
     sh(&mut cmd)?;
     if only.is_none() {
-        let mut micro = cargo();
-        micro.args([
-            "bench",
-            "--package",
-            "snakepit-pool",
-            "--bench",
-            "scheduler",
-            "--",
-        ]);
-        if quick {
-            micro.args(["--warm-up-time", "1", "--measurement-time", "2"]);
+        for (package, bench) in MICRO_BENCHES {
+            let mut micro = cargo();
+            micro.args(["bench", "--package", package, "--bench", bench, "--"]);
+            if quick {
+                micro.args(["--warm-up-time", "1", "--measurement-time", "2"]);
+            }
+            sh(&mut micro)?;
         }
-        sh(&mut micro)?;
     }
     Ok(())
 }
