@@ -81,7 +81,7 @@ impl HostTool {
         self
     }
 
-    /// Hides the tool from Python (it stays callable from Rust only).
+    /// Hides the tool from Python (it stays callable from Rust, with [`HostTools::call`]).
     pub fn hidden(mut self) -> Self {
         self.exposed_to_python = false;
         self
@@ -138,9 +138,48 @@ impl HostTools {
             .unwrap_or_default()
     }
 
+    /// Calls a registered tool from Rust (hidden tools included) and returns its result.
+    pub async fn call(&self, name: &str, call: HostToolCall) -> Result<Value, HostToolError> {
+        let tool = self.get(name).ok_or_else(|| self.unknown(name))?;
+        (tool.handler)(call)
+            .await
+            .map_err(|message| HostToolError::Failed {
+                name: name.to_owned(),
+                message,
+            })
+    }
+
     fn get(&self, name: &str) -> Option<HostTool> {
         self.tools.read().ok()?.get(name).cloned()
     }
+
+    fn unknown(&self, name: &str) -> HostToolError {
+        HostToolError::Unknown {
+            name: name.to_owned(),
+            available: self.names().join(", "),
+        }
+    }
+}
+
+/// Why a host tool call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HostToolError {
+    /// No tool of that name is registered (or, for Python, none is exposed).
+    #[error("unknown host tool '{name}' (host tools: {available})")]
+    Unknown {
+        /// The name asked for.
+        name: String,
+        /// The registered tools, comma-separated.
+        available: String,
+    },
+    /// The tool's handler returned an error.
+    #[error("host tool '{name}' failed: {message}")]
+    Failed {
+        /// The tool.
+        name: String,
+        /// The handler's message.
+        message: String,
+    },
 }
 
 #[derive(Clone)]
@@ -288,11 +327,9 @@ impl BridgeService for BridgeServer {
             .get(&req.tool_name)
             .filter(|t| t.exposed_to_python)
         else {
-            let names = self.tools.names().join(", ");
-            return Ok(Response::new(failure(format!(
-                "unknown host tool '{}' (host tools: {names})",
-                req.tool_name
-            ))));
+            return Ok(Response::new(failure(
+                self.tools.unknown(&req.tool_name).to_string(),
+            )));
         };
         let call = HostToolCall {
             session_id: req.session_id,

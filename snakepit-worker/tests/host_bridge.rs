@@ -91,3 +91,39 @@ async fn host_bridge_requires_the_token_and_serves_exposed_tools() {
         resp.error_message
     );
 }
+
+#[tokio::test]
+async fn rust_calls_host_tools_including_hidden_ones_with_typed_errors() {
+    use snakepit_worker::host_bridge::{HostToolCall, HostToolError};
+    let tools = HostTools::default();
+    tools.register(
+        HostTool::new("audit", "Rust only.", |c| async move {
+            match c.args.get("x").and_then(serde_json::Value::as_i64) {
+                Some(x) => Ok(json!(x + 1)),
+                None => Err("x is required".to_string()),
+            }
+        })
+        .hidden(),
+    );
+    let call = |args: serde_json::Value| HostToolCall {
+        session_id: "s".into(),
+        args: args.as_object().cloned().unwrap(),
+        metadata: Default::default(),
+    };
+    assert_eq!(
+        tools.call("audit", call(json!({"x": 1}))).await.unwrap(),
+        json!(2)
+    );
+    assert_eq!(
+        tools.call("audit", call(json!({}))).await.unwrap_err(),
+        HostToolError::Failed {
+            name: "audit".into(),
+            message: "x is required".into()
+        }
+    );
+    let err = tools.call("nope", call(json!({}))).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "unknown host tool 'nope' (host tools: audit)"
+    );
+}
