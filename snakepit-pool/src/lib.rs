@@ -23,6 +23,14 @@ mod scheduler;
 mod stats;
 mod stream;
 
+// The Rust snippets of the READMEs compile as doctests, so the docs cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct PoolReadmeDoctests;
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ProjectReadmeDoctests;
+
 pub use pool::Pool;
 pub use pool_set::PoolSet;
 pub use stats::{PoolStats, WorkerInfo};
