@@ -1,11 +1,14 @@
-//! Several named pools started from one configuration (the seeds' multi-pool form).
+//! Several named pools started from one configuration (the seeds' multi-pool form), plus the
+//! host-wide GPU profiler that lives as long as they do.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::Value;
-use snakepit_core::config::SnakepitConfig;
+use snakepit_core::config::{GpuProfilerSettings, SnakepitConfig};
 use snakepit_core::{CallOptions, ChunkStream, Error, Payload};
+use snakepit_hardware::{GpuProfiler, GpuProfilerConfig, GpuSample, Hardware, ProfilerStats};
+use tokio::sync::{broadcast, Mutex};
 
 use crate::{Pool, PoolStats};
 
@@ -13,30 +16,35 @@ use crate::{Pool, PoolStats};
 #[derive(Debug)]
 pub struct PoolSet {
     pools: BTreeMap<String, Pool>,
+    /// Samples the host's NVIDIA GPUs while the pools run; taken and stopped at shutdown.
+    gpu_profiler: Mutex<Option<GpuProfiler>>,
 }
 
 impl PoolSet {
     /// Validates every pool of `config` up front, then starts them all.
     ///
-    /// Nothing starts when any pool's configuration is invalid.
+    /// Nothing starts when any pool's configuration is invalid. When `gpu_profiler` is enabled
+    /// (the default) and NVIDIA GPUs are found, a GPU profiler samples them every
+    /// `gpu_profiler.interval_ms` until [`PoolSet::shutdown`].
     pub async fn start(config: &SnakepitConfig) -> Result<Self, Error> {
+        Self::start_with_hardware(config, Hardware::global()).await
+    }
+
+    /// Like [`PoolSet::start`], finding GPUs with `hardware` (its detector settings say where
+    /// the vendors' tools are, which lets tests use recorded outputs).
+    pub async fn start_with_hardware(
+        config: &SnakepitConfig,
+        hardware: &Hardware,
+    ) -> Result<Self, Error> {
         let configs = config.pool_configs()?;
-        let mut pools = BTreeMap::new();
-        for pool_config in configs {
-            let name = pool_config.name.clone();
-            match Pool::start(pool_config).await {
-                Ok(pool) => {
-                    pools.insert(name, pool);
-                }
-                Err(e) => {
-                    for pool in pools.values() {
-                        pool.shutdown().await;
-                    }
-                    return Err(e);
-                }
-            }
-        }
-        Ok(Self { pools })
+        let gpu = config.gpu_profiler_settings()?;
+        // GPU detection runs while the workers start, so it adds nothing to start-up.
+        let (pools, gpu_profiler) =
+            tokio::join!(start_pools(configs), start_gpu_profiler(gpu, hardware));
+        Ok(Self {
+            pools: pools?,
+            gpu_profiler: Mutex::new(gpu_profiler),
+        })
     }
 
     /// Returns the pool named `name`, or an error listing the configured pools.
@@ -93,6 +101,78 @@ impl PoolSet {
 
     /// Stops every pool; returns once all their worker processes are gone.
     pub async fn shutdown(&self) {
+        let profiler = self.gpu_profiler.lock().await.take();
+        if let Some(profiler) = profiler {
+            profiler.stop().await;
+        }
         futures::future::join_all(self.pools.values().map(Pool::shutdown)).await;
+    }
+
+    /// Returns the GPU profiler's statistics, or `None` when the host is not sampling GPUs
+    /// (disabled, no NVIDIA GPU found, or shut down).
+    pub async fn gpu_profiler_stats(&self) -> Option<ProfilerStats> {
+        let profiler = self.gpu_profiler.lock().await;
+        profiler.as_ref()?.stats().await.ok()
+    }
+
+    /// Receives every GPU sample taken from now on, or `None` when the host is not sampling.
+    pub async fn gpu_samples(&self) -> Option<broadcast::Receiver<GpuSample>> {
+        Some(self.gpu_profiler.lock().await.as_ref()?.subscribe())
+    }
+}
+
+/// Starts every pool; on a failure stops the ones already started.
+async fn start_pools(
+    configs: Vec<snakepit_core::config::PoolConfig>,
+) -> Result<BTreeMap<String, Pool>, Error> {
+    let mut pools = BTreeMap::new();
+    for pool_config in configs {
+        let name = pool_config.name.clone();
+        match Pool::start(pool_config).await {
+            Ok(pool) => {
+                pools.insert(name, pool);
+            }
+            Err(e) => {
+                for pool in pools.values() {
+                    pool.shutdown().await;
+                }
+                return Err(e);
+            }
+        }
+    }
+    Ok(pools)
+}
+
+/// Starts the GPU profiler when it is enabled and `hardware` finds NVIDIA GPUs.
+async fn start_gpu_profiler(
+    settings: GpuProfilerSettings,
+    hardware: &Hardware,
+) -> Option<GpuProfiler> {
+    if !settings.enabled {
+        return None;
+    }
+    let report = hardware.detect().await;
+    let gpus = report.cuda.as_ref().map_or(0, |cuda| cuda.devices.len());
+    if gpus == 0 {
+        return None;
+    }
+    let config = GpuProfilerConfig {
+        interval: settings.interval,
+        ..GpuProfilerConfig::default()
+    };
+    match GpuProfiler::start_nvidia(config, hardware.config().clone()) {
+        Ok(profiler) => {
+            tracing::info!(
+                gpus,
+                interval_ms = settings.interval.as_millis() as u64,
+                "gpu profiler started"
+            );
+            Some(profiler)
+        }
+        Err(e) => {
+            // Profiling is telemetry: a host without it still serves, so say why and go on.
+            tracing::warn!(error = %e, "gpu profiler not started");
+            None
+        }
     }
 }

@@ -6,6 +6,7 @@
 //! with each default filled in and validated.
 
 mod error;
+mod gpu_profiler;
 mod pool;
 #[cfg(test)]
 mod tests;
@@ -15,6 +16,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub use error::ConfigError;
+pub use gpu_profiler::{GpuProfilerSettings, GpuProfilerTable, DEFAULT_GPU_PROFILER_INTERVAL};
 pub use pool::{
     HeartbeatConfig, PoolConfig, WorkerLifetime, WorkerMaxRequests, WorkerProfile, DEFAULT_ADAPTER,
     DEFAULT_SERVER_MODULE,
@@ -57,6 +59,8 @@ pub struct SnakepitConfig {
     pub retry: Option<toml::Table>,
     /// Global resilience timeouts.
     pub timeouts: Option<toml::Table>,
+    /// GPU sampling by the host (`gpu_profiler = { enabled, interval_ms }`).
+    pub gpu_profiler: Option<GpuProfilerTable>,
     /// The pools (multi-pool form).
     #[serde(default)]
     pub pools: Vec<pool::PoolTable>,
@@ -94,6 +98,11 @@ impl SnakepitConfig {
     /// The legacy single-pool form becomes one pool named `default`.
     pub fn pool_configs(&self) -> Result<Vec<PoolConfig>, ConfigError> {
         pool::normalize(self)
+    }
+
+    /// Returns the GPU profiler settings (the seeds' defaults when the table is absent).
+    pub fn gpu_profiler_settings(&self) -> Result<GpuProfilerSettings, ConfigError> {
+        self.gpu_profiler.clone().unwrap_or_default().settings()
     }
 
     /// Returns the normalized configuration of the pool named `name`.

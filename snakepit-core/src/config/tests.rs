@@ -184,3 +184,32 @@ fn resilience_tables_merge_global_under_pool() {
     assert!(b.get("retry").is_none());
     assert!(pools("").unwrap()[0].resilience.is_empty());
 }
+
+#[test]
+fn gpu_profiler_defaults_follow_the_seeds_and_bad_values_are_named() {
+    let none = SnakepitConfig::from_toml_str("").unwrap();
+    assert_eq!(
+        none.gpu_profiler_settings().unwrap(),
+        GpuProfilerSettings {
+            enabled: true,
+            interval: Duration::from_millis(5000)
+        }
+    );
+    let set =
+        SnakepitConfig::from_toml_str("gpu_profiler = { enabled = false, interval_ms = 250 }")
+            .unwrap();
+    assert_eq!(
+        set.gpu_profiler_settings().unwrap(),
+        GpuProfilerSettings {
+            enabled: false,
+            interval: Duration::from_millis(250)
+        }
+    );
+    let zero = SnakepitConfig::from_toml_str("gpu_profiler = { interval_ms = 0 }").unwrap();
+    assert_eq!(
+        zero.gpu_profiler_settings().unwrap_err().to_string(),
+        "invalid config value for `gpu_profiler.interval_ms`: 0 (an interval of at least 1 ms; the default is 5000)"
+    );
+    let typo = SnakepitConfig::from_toml_str("gpu_profiler = { interval = 10 }").unwrap_err();
+    assert!(typo.to_string().contains("interval"), "{typo}");
+}
