@@ -44,7 +44,7 @@ pub use config::{DetectorConfig, Tool, ToolOverrides, DEFAULT_TOOL_TIMEOUT};
 pub use detector::{detect_uncached, Hardware};
 pub use error::HardwareError;
 pub use identity::{HardwareIdentity, IdentityChange, LOCK_FILE_NAME};
-pub use profiler::{GpuProfiler, GpuProfilerConfig, GpuSample, ProfilerStats};
+pub use profiler::{GpuProfiler, GpuProfilerConfig, GpuSample, ProfilerStats, GPU_PROFILER_TARGET};
 pub use report::{
     Accelerator, Capabilities, CpuFeature, CpuInfo, CudaDevice, CudaInfo, Diagnostic,
     HardwareReport, MpsInfo, RocmDevice, RocmInfo,

@@ -164,42 +164,6 @@ fn start_outside_a_runtime_is_an_error() {
     ));
 }
 
-/// Records the target and message of every event.
-#[derive(Clone, Default)]
-struct EventLog(Arc<std::sync::Mutex<Vec<String>>>);
-
-impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for EventLog {
-    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
-        let mut fields = String::new();
-        event.record(
-            &mut |field: &tracing::field::Field, value: &dyn std::fmt::Debug| {
-                fields.push_str(&format!("{}={value:?} ", field.name()));
-            },
-        );
-        let line = format!("{} {fields}", event.metadata().target());
-        self.0.lock().unwrap().push(line);
-    }
-}
-
-#[tokio::test(start_paused = true)]
-async fn samples_are_emitted_as_tracing_events_with_the_profiler_target() {
-    use tracing_subscriber::layer::SubscriberExt;
-    let log = EventLog::default();
-    let _guard = tracing::subscriber::set_default(tracing_subscriber::registry().with(log.clone()));
-    // Other tests may have hit the callsite first with no subscriber; recompute its interest.
-    tracing::callsite::rebuild_interest_cache();
-    let (sampler, _) = counting(true);
-    let profiler = GpuProfiler::start(config(false), sampler).unwrap();
-    profiler.sample_now().await.unwrap();
-    let events = log.0.lock().unwrap().clone();
-    let sample = events
-        .iter()
-        .find(|e| e.starts_with("snakepit::gpu_profiler ") && e.contains("message=gpu sample"))
-        .unwrap_or_else(|| panic!("no gpu sample event in {events:?}"));
-    assert!(sample.contains("device=cuda:0"), "{sample}");
-    assert!(sample.contains("power_w=50.5"), "{sample}");
-}
-
 #[test]
 fn sample_output_with_unknown_fields_parses() {
     let text = include_str!("../../tests/fixtures/nvidia_smi_profiler_query.csv");
