@@ -21,7 +21,7 @@ use crate::select::Device;
 pub use sampler::{GpuSample, GpuSampler, NvidiaSmiSampler, SampleFuture};
 
 /// The default sampling interval, as in the seeds.
-pub const DEFAULT_SAMPLE_INTERVAL: Duration = Duration::from_secs(5);
+pub const DEFAULT_SAMPLE_INTERVAL: Duration = snakepit_core::config::DEFAULT_GPU_PROFILER_INTERVAL;
 
 /// The `tracing` target of profiler events.
 pub const GPU_PROFILER_TARGET: &str = "snakepit::gpu_profiler";
