@@ -6,11 +6,13 @@
 //! vocabulary every crate speaks ([`Error`], [`ErrorKind`]) and the pool configuration
 //! ([`config::SnakepitConfig`]) with the seeds' option names, defaults and validation.
 
+pub mod array;
 pub mod config;
 mod error;
 mod ids;
 mod payload;
 
+pub use array::{ArrayData, ArrayFormat, DType, Element};
 pub use error::{BoxError, Error, ErrorKind, PythonException, Result};
 pub use ids::{RunId, SessionId, WorkerId};
 pub use payload::{CallOptions, Chunk, ChunkStream, Payload, ToolCall};

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use futures::Stream;
 use serde_json::{Map, Value};
 
+use crate::array::{array_marker, ArrayData};
 use crate::{Error, SessionId};
 
 /// A tool's result: a JSON value plus, optionally, raw bytes that skipped JSON entirely.
@@ -17,12 +18,17 @@ pub struct Payload {
     pub json: Value,
     /// Raw bytes the tool returned (`binary_result`), untouched by JSON.
     pub binary: Option<Bytes>,
+    /// Arrays the tool returned, by the id their marker in `json` names (see [`Payload::array`]).
+    pub arrays: BTreeMap<String, ArrayData>,
 }
 
 impl Payload {
     /// Builds a JSON-only payload.
     pub fn json(json: Value) -> Self {
-        Self { json, binary: None }
+        Self {
+            json,
+            ..Self::default()
+        }
     }
 
     /// Builds a bytes-only payload.
@@ -30,7 +36,25 @@ impl Payload {
         Self {
             json: Value::Null,
             binary: Some(bytes.into()),
+            ..Self::default()
         }
+    }
+
+    /// Returns the array the tool returned, when its result is one array (numpy, pyarrow, or
+    /// large bytes placed in shared memory).
+    pub fn array(&self) -> Option<&ArrayData> {
+        self.array_in(&self.json)
+    }
+
+    /// Returns the array at JSON pointer `pointer` of the result (`/embeddings`, `/0`), for
+    /// tools that return several arrays inside a dict or list.
+    pub fn array_at(&self, pointer: &str) -> Option<&ArrayData> {
+        self.array_in(self.json.pointer(pointer)?)
+    }
+
+    fn array_in(&self, value: &Value) -> Option<&ArrayData> {
+        let id = array_marker(value)?.get("id")?.as_str()?;
+        self.arrays.get(id)
     }
 }
 
@@ -76,6 +100,9 @@ pub struct ToolCall {
     pub args: Map<String, Value>,
     /// Keyword arguments passed as raw bytes (`binary_parameters`).
     pub binary_args: BTreeMap<String, Bytes>,
+    /// Keyword arguments passed as arrays: through shared memory above the pool's
+    /// `zero_copy.threshold_bytes`, inside the message below it.
+    pub arrays: BTreeMap<String, ArrayData>,
     /// Free-form string metadata sent with the call.
     pub metadata: BTreeMap<String, String>,
     /// The call's options.
@@ -110,6 +137,7 @@ impl ToolCall {
             tool,
             args,
             binary_args: BTreeMap::new(),
+            arrays: BTreeMap::new(),
             metadata: BTreeMap::new(),
             options: CallOptions::default(),
             deadline: None,
@@ -125,6 +153,12 @@ impl ToolCall {
     /// Adds a raw-bytes argument.
     pub fn with_binary_arg(mut self, name: impl Into<String>, bytes: impl Into<Bytes>) -> Self {
         self.binary_args.insert(name.into(), bytes.into());
+        self
+    }
+
+    /// Adds an array argument (Python receives a numpy array; see [`ArrayData`]).
+    pub fn with_array(mut self, name: impl Into<String>, array: ArrayData) -> Self {
+        self.arrays.insert(name.into(), array);
         self
     }
 }

@@ -15,6 +15,7 @@ mod process;
 pub mod python_env;
 pub mod registry;
 mod run;
+pub mod shm;
 mod wire;
 mod worker;
 

@@ -88,7 +88,11 @@ pub(crate) fn payload_of(tool: &str, resp: pb::ExecuteToolResponse) -> Result<Pa
         .map(decode_value)
         .unwrap_or(Value::Null);
     let binary = (!resp.binary_result.is_empty()).then_some(resp.binary_result);
-    Ok(Payload { json, binary })
+    Ok(Payload {
+        json,
+        binary,
+        ..Payload::default()
+    })
 }
 
 /// Turns a wire chunk into a core chunk: JSON when it parses, raw bytes always.

@@ -10,6 +10,7 @@ mod gpu_profiler;
 mod pool;
 #[cfg(test)]
 mod tests;
+mod zero_copy;
 
 use std::path::{Path, PathBuf};
 
@@ -21,6 +22,7 @@ pub use pool::{
     HeartbeatConfig, PoolConfig, WorkerLifetime, WorkerMaxRequests, WorkerProfile, DEFAULT_ADAPTER,
     DEFAULT_SERVER_MODULE,
 };
+pub use zero_copy::{ZeroCopySettings, ZeroCopyTable, DEFAULT_ZERO_COPY_THRESHOLD};
 
 /// The configuration used when no file is given: one pool running the bundled showcase adapter.
 pub const EMBEDDED_DEFAULT: &str = include_str!("default.toml");
@@ -61,6 +63,8 @@ pub struct SnakepitConfig {
     pub timeouts: Option<toml::Table>,
     /// GPU sampling by the host (`gpu_profiler = { enabled, interval_ms }`).
     pub gpu_profiler: Option<GpuProfilerTable>,
+    /// Shared-memory transfer of large arrays (`zero_copy = { enabled, threshold_bytes }`).
+    pub zero_copy: Option<ZeroCopyTable>,
     /// The pools (multi-pool form).
     #[serde(default)]
     pub pools: Vec<pool::PoolTable>,

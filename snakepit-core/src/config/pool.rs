@@ -205,6 +205,8 @@ pub struct PoolTable {
     pub retry: Option<toml::Table>,
     /// Per-attempt and overall timeouts of the resilience stack.
     pub timeouts: Option<toml::Table>,
+    /// This pool's zero-copy options, over the global `zero_copy` table.
+    pub zero_copy: Option<super::ZeroCopyTable>,
 }
 
 /// A pool's configuration with every default filled in and validated.
@@ -261,6 +263,8 @@ pub struct PoolConfig {
     /// The resilience tables (`circuit_breaker`, `retry`, `timeouts`), global keys overlaid
     /// with the pool's; interpreted and validated by `snakepit-resilience` when the pool starts.
     pub resilience: toml::Table,
+    /// When arrays travel through the worker's shared-memory arena.
+    pub zero_copy: super::ZeroCopySettings,
 }
 
 impl PoolConfig {
@@ -580,6 +584,11 @@ fn normalize_table(
         execute_timeout: ms(t.execute_timeout_ms.unwrap_or(DEFAULT_EXECUTE_TIMEOUT_MS)),
         stream_timeout: ms(t.stream_timeout_ms.unwrap_or(DEFAULT_STREAM_TIMEOUT_MS)),
         resilience: resilience_tables(cfg, t),
+        zero_copy: super::ZeroCopySettings::from_tables(
+            cfg.zero_copy.as_ref(),
+            t.zero_copy.as_ref(),
+            &key("zero_copy"),
+        )?,
     };
     config.validate()?;
     Ok(config)
