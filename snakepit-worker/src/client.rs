@@ -15,6 +15,7 @@ use snakepit_proto::{CORRELATION_METADATA_KEY, TOKEN_METADATA_KEY};
 use tonic::metadata::MetadataValue;
 use tonic::transport::{Channel, Endpoint, Uri};
 
+use crate::shm::ZeroCopy;
 use crate::wire;
 
 /// Where a worker listens.
@@ -87,6 +88,7 @@ pub struct WorkerClient {
     inner: BridgeServiceClient<Channel>,
     token: Arc<MetadataValue<tonic::metadata::Ascii>>,
     probe: Arc<dyn ExitProbe>,
+    zero_copy: Arc<ZeroCopy>,
 }
 
 impl WorkerClient {
@@ -95,6 +97,7 @@ impl WorkerClient {
         channel: Channel,
         token: &str,
         probe: Arc<dyn ExitProbe>,
+        zero_copy: Arc<ZeroCopy>,
     ) -> Result<Self, Error> {
         let token = MetadataValue::try_from(token)
             .map_err(|_| Error::pool("the run token is not valid ASCII metadata"))?;
@@ -106,6 +109,7 @@ impl WorkerClient {
             inner,
             token: Arc::new(token),
             probe,
+            zero_copy,
         })
     }
 
@@ -170,8 +174,24 @@ impl WorkerClient {
         Ok(started.elapsed())
     }
 
+    /// Returns the worker's zero-copy state (shared-memory regions in flight).
+    pub fn zero_copy(&self) -> &ZeroCopy {
+        &self.zero_copy
+    }
+
     /// Runs one tool call.
-    pub async fn execute(&self, call: ToolCall) -> Result<Payload, Error> {
+    ///
+    /// Array arguments above the pool's `zero_copy.threshold_bytes` are written into the
+    /// worker's shared-memory arena; their regions are returned when this future completes
+    /// or is dropped, whatever the outcome.
+    pub async fn execute(&self, mut call: ToolCall) -> Result<Payload, Error> {
+        let regions = self.zero_copy.place(&mut call)?;
+        let mut payload = self.execute_placed(call).await?;
+        self.zero_copy.resolve(&mut payload, &regions)?;
+        Ok(payload)
+    }
+
+    async fn execute_placed(&self, call: ToolCall) -> Result<Payload, Error> {
         let correlation = correlation_of(&call);
         let timeout = call.deadline.or(call.options.timeout);
         let req = self.request(
@@ -186,7 +206,11 @@ impl WorkerClient {
     }
 
     /// Runs a streaming tool; chunks are yielded as the worker sends them.
-    pub async fn execute_stream(&self, call: ToolCall) -> Result<ChunkStream, Error> {
+    ///
+    /// Array arguments travel as in [`WorkerClient::execute`]; their regions live until the
+    /// stream is dropped. Chunks carry bytes or JSON, never shared-memory handles.
+    pub async fn execute_stream(&self, mut call: ToolCall) -> Result<ChunkStream, Error> {
+        let regions = self.zero_copy.place(&mut call)?;
         let correlation = correlation_of(&call);
         let timeout = call.deadline.or(call.options.timeout);
         let req = self.request(
@@ -200,9 +224,11 @@ impl WorkerClient {
         };
         let this = self.clone();
         let tool = call.tool.clone();
+        let regions = Arc::new(regions);
         let chunks = stream.then(move |item| {
             let this = this.clone();
             let tool = tool.clone();
+            let _regions = regions.clone();
             async move {
                 match item {
                     Ok(chunk) => Ok(wire::chunk_of(chunk)),

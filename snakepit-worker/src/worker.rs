@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 use crate::client::{connect, ExitProbe, WorkerAddress, WorkerClient};
 use crate::process::{ExitInfo, WorkerProcess};
 use crate::run::RunContext;
+use crate::shm::{ZeroCopy, ZERO_COPY_ENV_VAR};
 
 /// Environment variable carrying the run token to the worker (never the command line).
 pub const TOKEN_ENV_VAR: &str = "SNAKEPIT_AUTH_TOKEN";
@@ -95,6 +96,7 @@ impl WorkerSpec {
             .env("SNAKEPIT_PARENT_PID", std::process::id().to_string())
             .env("SNAKEPIT_PYTHON", &self.python)
             .env("SNAKEPIT_HEARTBEAT_CONFIG", heartbeat_json(&pool.heartbeat))
+            .env(ZERO_COPY_ENV_VAR, ZeroCopy::env_value(&pool.zero_copy))
             .envs(&pool.adapter_env);
         cmd
     }
@@ -202,6 +204,12 @@ impl Worker {
             channel,
             run.token(),
             Arc::new(ProcessProbe(process.clone())),
+            Arc::new(ZeroCopy::new(
+                spec.pool.zero_copy,
+                run.run_id().as_str(),
+                spec.id.as_str(),
+                process.pid(),
+            )),
         )?;
         client.ping().await?;
         let heartbeat = spec.pool.heartbeat.enabled.then(|| {

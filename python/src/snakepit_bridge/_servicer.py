@@ -17,7 +17,7 @@ from typing import Any, Dict, Optional
 import grpc
 from google.protobuf import any_pb2
 
-from . import telemetry
+from . import _shm, telemetry
 from ._adapter import BaseAdapter, StreamChunk, ToolSpec
 from ._context import SessionContext
 from ._proto import snakepit_bridge_pb2 as pb
@@ -78,6 +78,11 @@ class BridgeServicer(pb_grpc.BridgeServiceServicer):
         name = request.tool_name
         kwargs: Dict[str, Any] = {k: decode_any(v) for k, v in request.parameters.items()}
         kwargs.update({k: bytes(v) for k, v in request.binary_parameters.items()})
+        try:
+            kwargs = _shm.resolve_arguments(kwargs)
+        except (_shm.ZeroCopyError, OSError, ValueError, TypeError) as exc:
+            message = f"cannot read the array arguments of tool '{name}': {exc}"
+            return None, kwargs, simple_error("ZeroCopyError", message, name, request.session_id, kwargs.keys())
         tool = self.tools.get(name)
         if tool is None:
             available = ", ".join(sorted(self.tools)) or "(none)"
@@ -292,6 +297,15 @@ class BridgeServicer(pb_grpc.BridgeServiceServicer):
             self.in_flight -= 1
         self._record("stop", request.tool_name, started)
         elapsed_ms = (time.monotonic_ns() - started) // 1_000_000
+        try:
+            result, array_bytes = _shm.encode_result(result)
+        except (_shm.ZeroCopyError, OSError, ValueError) as exc:
+            payload = error_object(exc, request.tool_name, request.session_id, kwargs.keys())
+            return pb.ExecuteToolResponse(success=False, error_message=json.dumps(payload))
+        if array_bytes is not None:
+            return pb.ExecuteToolResponse(
+                success=True, result=encode_any(result), binary_result=array_bytes, execution_time_ms=elapsed_ms
+            )
         if isinstance(result, (bytes, bytearray, memoryview)):
             null = any_pb2.Any(type_url=TYPE_URL_PREFIX + "binary", value=b"null")
             return pb.ExecuteToolResponse(

@@ -153,6 +153,14 @@ impl Arena {
         self.state.lock().map(|s| s.live).unwrap_or(0)
     }
 
+    /// Bytes of the arena handed out to calls.
+    pub(crate) fn used_bytes(&self) -> usize {
+        self.state
+            .lock()
+            .map(|s| s.slots.iter().map(|x| x.ranges.used()).sum())
+            .unwrap_or(0)
+    }
+
     /// Bytes of shared memory the arena holds mapped.
     pub(crate) fn mapped_bytes(&self) -> usize {
         self.state

@@ -76,6 +76,8 @@ impl AsRef<[u8]> for EchoedRegion {
 pub struct ZeroCopyStats {
     /// Argument regions handed out and not yet returned.
     pub argument_regions: usize,
+    /// Bytes of those argument regions (rounded up to the alignment).
+    pub argument_bytes: usize,
     /// Result regions of the worker that the host still holds.
     pub result_regions: usize,
     /// Bytes of host shared memory mapped.
@@ -105,6 +107,7 @@ impl ZeroCopy {
     pub fn stats(&self) -> ZeroCopyStats {
         ZeroCopyStats {
             argument_regions: self.arena.live_regions(),
+            argument_bytes: self.arena.used_bytes(),
             result_regions: self.peer.held(),
             mapped_bytes: self.arena.mapped_bytes(),
         }

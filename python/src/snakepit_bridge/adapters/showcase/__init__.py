@@ -35,6 +35,52 @@ class ShowcaseAdapter(BaseAdapter):
         return kwargs
 
     @tool
+    def array_echo(self, x):
+        """Return the array argument itself (a zero-copy round trip when it came through shared memory)."""
+        return x
+
+    @tool
+    def array_scale(self, x, factor: float = 2.0):
+        """Return a new array ``x * factor`` (large results go back through the worker's shared memory)."""
+        return x * factor
+
+    @tool
+    def array_transpose(self, x):
+        """Return ``x.T``, a non-contiguous view (the bridge makes it contiguous on the way out)."""
+        return x.T
+
+    @tool
+    def array_hold(self, x, ms: int = 1000) -> int:
+        """Sleep ``ms`` milliseconds holding the array argument, then return its length in bytes."""
+        time.sleep(ms / 1000.0)
+        return memoryview(x).nbytes
+
+    @tool
+    def array_info(self, x) -> Dict[str, Any]:
+        """Describe an array argument: Python type, dtype, shape, writability, DLPack support, sum."""
+        info: Dict[str, Any] = {"type": type(x).__name__}
+        if hasattr(x, "dtype") and hasattr(x, "shape"):
+            info.update(dtype=str(x.dtype), shape=list(x.shape), writable=bool(getattr(x, "flags", {"WRITEABLE": False})["WRITEABLE"]))
+            try:
+                x.__dlpack__()
+                info["dlpack"] = True
+            except (AttributeError, BufferError, TypeError):
+                info["dlpack"] = False
+            info["sum"] = x.sum().item() if x.size else 0
+        elif isinstance(x, memoryview):
+            info.update(format=x.format, shape=list(x.shape), nbytes=x.nbytes, sum=sum(x.cast("B")) if x.nbytes < 1 << 20 else None)
+        elif hasattr(x, "num_rows"):
+            info.update(num_rows=x.num_rows, columns=list(x.column_names))
+        return info
+
+    @tool
+    def zero_copy_stats(self) -> Dict[str, int]:
+        """Result regions of this worker's shared memory that the host has not released."""
+        from snakepit_bridge import _shm
+
+        return {"regions_in_use": _shm.ARENA.regions_in_use(), "segments": len(_shm.ARENA.segments)}
+
+    @tool
     def add(self, a: float, b: float) -> float:
         """Add two numbers (an integer when both are integers)."""
         return a + b
