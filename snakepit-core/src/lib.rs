@@ -7,6 +7,7 @@
 //! ([`config::SnakepitConfig`]) with the seeds' option names, defaults and validation.
 
 pub mod array;
+mod array_ext;
 pub mod config;
 mod error;
 mod ids;

@@ -230,3 +230,70 @@ async fn no_region_leaks_on_error_timeout_dropped_call_or_worker_death() {
     assert!(outcome.is_err(), "{outcome:?}");
     assert_eq!(held_args(&w), 0);
 }
+
+#[tokio::test]
+async fn arrow_batches_and_ndarrays_cross_in_both_directions() {
+    use std::sync::Arc;
+
+    use arrow_array::{ArrayRef, BooleanArray, Float32Array, Int64Array, RecordBatch, StringArray};
+
+    let batch = RecordBatch::try_from_iter([
+        (
+            "id",
+            Arc::new(Int64Array::from_iter_values(0..20_000)) as ArrayRef,
+        ),
+        (
+            "x",
+            Arc::new(Float32Array::from_iter_values(
+                (0..20_000).map(|i| i as f32 / 3.0),
+            )) as ArrayRef,
+        ),
+        (
+            "label",
+            Arc::new(StringArray::from_iter_values(
+                (0..20_000).map(|i| format!("row{i}")),
+            )) as ArrayRef,
+        ),
+        (
+            "keep",
+            Arc::new(BooleanArray::from_iter(
+                (0..20_000).map(|i| Some(i % 2 == 0)),
+            )) as ArrayRef,
+        ),
+    ])
+    .unwrap();
+    for (id, threshold) in [("zc_arrow_shm", 64), ("zc_arrow_inline", 1 << 30)] {
+        let w = worker(id, threshold, |_| {}).await;
+        let data = ArrayData::from_record_batches(std::slice::from_ref(&batch)).unwrap();
+        let info = w
+            .execute(call("array_info", json!({}), "x", data.clone()))
+            .await
+            .unwrap();
+        assert_eq!(info.json["num_rows"], json!(20_000), "{}", info.json);
+        assert_eq!(info.json["columns"], json!(["id", "x", "label", "keep"]));
+        let back = w
+            .execute(call("array_echo", json!({}), "x", data))
+            .await
+            .unwrap();
+        let batches = back.array().unwrap().to_record_batches().unwrap();
+        let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+        assert_eq!(rows, 20_000);
+        assert_eq!(batches[0].schema(), batch.schema());
+        assert_eq!(batches[0].column(2), batch.column(2));
+
+        // A strided (transposed) ndarray goes out in C order and comes back as an ndarray.
+        let m = ndarray::Array2::from_shape_fn((300, 200), |(i, j)| (i * 1000 + j) as f64);
+        let t = ArrayData::from_ndarray(&m.t()).unwrap();
+        let echoed = w
+            .execute(call("array_echo", json!({}), "x", t))
+            .await
+            .unwrap();
+        let back = echoed.array().unwrap();
+        assert_eq!(back.to_ndarray::<f64>().unwrap(), m.t().into_dyn());
+        if threshold == 64 {
+            // Shared-memory results are aligned: a view, no copy.
+            assert_eq!(back.view_ndarray::<f64>().unwrap(), m.t().into_dyn());
+        }
+        w.stop().await;
+    }
+}
