@@ -13,12 +13,19 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use snakepit_core::config::PoolConfig;
-use snakepit_core::{Error, RunId, ToolCall, WorkerId};
+use snakepit_core::{ArrayData, Error, RunId, ToolCall, WorkerId};
 use snakepit_pool::Pool;
 use snakepit_worker::{RunContext, Worker, WorkerSpec};
 
 /// The groups of the suite, in the order they run.
-const GROUPS: &[&str] = &["latency", "throughput", "startup", "payload", "recovery"];
+const GROUPS: &[&str] = &[
+    "latency",
+    "throughput",
+    "startup",
+    "payload",
+    "zero_copy",
+    "recovery",
+];
 
 /// How much work each group does.
 #[derive(Debug, Clone, Copy)]
@@ -460,6 +467,89 @@ async fn payload(scale: Scale) -> Result<Vec<Figure>, Error> {
     Ok(figures)
 }
 
+/// Array round trips through shared memory vs the message path vs an in-process memcpy.
+///
+/// `echo` returns the argument itself (a view of the host's region goes back: one copy in
+/// all, the host's write); `copy` returns a new array (the worker writes its own region: two
+/// copies). The message path is the same echo with `zero_copy.enabled = false`.
+async fn zero_copy(scale: Scale) -> Result<Vec<Figure>, Error> {
+    let shm = Pool::start(bench_config(1)).await?;
+    let mut off = bench_config(1);
+    off.zero_copy.enabled = false;
+    let message = Pool::start(off).await?;
+    shm.await_ready(Duration::from_secs(300)).await?;
+    message.await_ready(Duration::from_secs(300)).await?;
+    let mut figures = Vec::new();
+    for (label, size, calls) in [
+        ("1MiB", 1usize << 20, 20usize),
+        ("64MiB", 64 << 20, 4),
+        ("512MiB", 512 << 20, 1),
+    ] {
+        let calls = if scale.quick {
+            calls.div_ceil(2)
+        } else {
+            calls
+        };
+        let array = ArrayData::from_vec(vec![1.5f32; size / 4], vec![size / 4])?;
+        let round_trip = |pool: &Pool, tool: &'static str| {
+            let call = ToolCall::new(tool, json!({})).map(|c| c.with_array("x", array.clone()));
+            async move {
+                let t = Instant::now();
+                let out = pool.execute_call(call?).await?;
+                let elapsed = micros(t.elapsed());
+                match out.array() {
+                    Some(a) if a.bytes.len() == size => Ok(elapsed),
+                    _ => Err(Error::pool(format!("{tool} returned no {size}-byte array"))),
+                }
+            }
+        };
+        let (mut echo, mut copy, mut msg, mut memcpy) = (vec![], vec![], vec![], vec![]);
+        for _ in 0..scale.rounds {
+            let (mut e, mut c, mut m) = (vec![], vec![], vec![]);
+            for _ in 0..calls {
+                e.push(round_trip(&shm, "array_echo").await?);
+                c.push(round_trip(&shm, "array_copy").await?);
+                m.push(round_trip(&message, "array_echo").await?);
+            }
+            echo.push(percentile(&sorted(e), 0.5));
+            copy.push(percentile(&sorted(c), 0.5));
+            msg.push(percentile(&sorted(m), 0.5));
+            let mut dst = vec![0u8; size];
+            let t = Instant::now();
+            for _ in 0..calls {
+                dst.copy_from_slice(std::hint::black_box(&array.bytes));
+                std::hint::black_box(&mut dst);
+            }
+            memcpy.push(micros(t.elapsed()) / calls as f64);
+        }
+        let name = |what: &str| format!("zero_copy/{label} {what}");
+        figures.push(Figure::new(
+            &name("shm echo"),
+            "us",
+            &echo,
+            "in-process memcpy",
+            &memcpy,
+        ));
+        figures.push(Figure::new(
+            &name("shm new array"),
+            "us",
+            &copy,
+            "in-process memcpy",
+            &memcpy,
+        ));
+        figures.push(Figure::new(
+            &name("shm echo"),
+            "us",
+            &echo,
+            "message-path echo",
+            &msg,
+        ));
+    }
+    shm.shutdown().await;
+    message.shutdown().await;
+    Ok(figures)
+}
+
 /// Time from SIGKILL of a worker to its replacement serving, vs one fresh worker start.
 async fn recovery(scale: Scale, python: &Path) -> Result<Vec<Figure>, Error> {
     let pool = ready_pool(2).await?;
@@ -570,6 +660,7 @@ async fn run(args: Args) -> Result<(), String> {
             "throughput" => throughput(scale, &python).await,
             "startup" => startup(scale, &python).await,
             "payload" => payload(scale).await,
+            "zero_copy" => zero_copy(scale).await,
             _ => recovery(scale, &python).await,
         };
         figures.extend(result.map_err(|e| format!("{group}: {e}"))?);

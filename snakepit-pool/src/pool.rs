@@ -281,7 +281,12 @@ impl Pool {
         args: Value,
         opts: CallOptions,
     ) -> Result<ChunkStream, Error> {
-        let mut call = ToolCall::new(tool, args)?.with_options(opts);
+        self.execute_call_stream(ToolCall::new(tool, args)?.with_options(opts))
+            .await
+    }
+
+    /// Runs a prepared streaming [`ToolCall`] (array or binary arguments, metadata).
+    pub async fn execute_call_stream(&self, mut call: ToolCall) -> Result<ChunkStream, Error> {
         let counters = &self.inner.counters;
         counters.requests.fetch_add(1, Ordering::Relaxed);
         let result = async {

@@ -44,6 +44,18 @@ class ShowcaseAdapter(BaseAdapter):
         """Return a new array ``x * factor`` (large results go back through the worker's shared memory)."""
         return x * factor
 
+    @tool(supports_streaming=True)
+    def array_chunk_sums(self, x, parts: int = 4):
+        """Stream the sums of ``parts`` consecutive slices of a 1-d array argument."""
+        step = max(1, -(-len(x) // parts))
+        for start in range(0, len(x), step):
+            yield {"start": start, "sum": float(x[start:start + step].sum())}
+
+    @tool
+    def array_copy(self, x):
+        """Return a copy of the array argument (a new result the worker writes)."""
+        return x.copy()
+
     @tool
     def array_transpose(self, x):
         """Return ``x.T``, a non-contiguous view (the bridge makes it contiguous on the way out)."""
