@@ -467,6 +467,21 @@ async fn payload(scale: Scale) -> Result<Vec<Figure>, Error> {
     Ok(figures)
 }
 
+/// One call of `tool` with array `x`; returns its time in µs after checking the result's size.
+async fn array_round_trip(pool: &Pool, tool: &str, x: &ArrayData) -> Result<f64, Error> {
+    let call = ToolCall::new(tool, json!({}))?.with_array("x", x.clone());
+    let t = Instant::now();
+    let out = pool.execute_call(call).await?;
+    let elapsed = micros(t.elapsed());
+    match out.array() {
+        Some(a) if a.bytes.len() == x.bytes.len() => Ok(elapsed),
+        _ => Err(Error::pool(format!(
+            "{tool} returned no {}-byte array",
+            x.bytes.len()
+        ))),
+    }
+}
+
 /// Array round trips through shared memory vs the message path vs an in-process memcpy.
 ///
 /// `echo` returns the argument itself (a view of the host's region goes back: one copy in
@@ -491,25 +506,13 @@ async fn zero_copy(scale: Scale) -> Result<Vec<Figure>, Error> {
             calls
         };
         let array = ArrayData::from_vec(vec![1.5f32; size / 4], vec![size / 4])?;
-        let round_trip = |pool: &Pool, tool: &'static str| {
-            let call = ToolCall::new(tool, json!({})).map(|c| c.with_array("x", array.clone()));
-            async move {
-                let t = Instant::now();
-                let out = pool.execute_call(call?).await?;
-                let elapsed = micros(t.elapsed());
-                match out.array() {
-                    Some(a) if a.bytes.len() == size => Ok(elapsed),
-                    _ => Err(Error::pool(format!("{tool} returned no {size}-byte array"))),
-                }
-            }
-        };
         let (mut echo, mut copy, mut msg, mut memcpy) = (vec![], vec![], vec![], vec![]);
         for _ in 0..scale.rounds {
             let (mut e, mut c, mut m) = (vec![], vec![], vec![]);
             for _ in 0..calls {
-                e.push(round_trip(&shm, "array_echo").await?);
-                c.push(round_trip(&shm, "array_copy").await?);
-                m.push(round_trip(&message, "array_echo").await?);
+                e.push(array_round_trip(&shm, "array_echo", &array).await?);
+                c.push(array_round_trip(&shm, "array_copy", &array).await?);
+                m.push(array_round_trip(&message, "array_echo", &array).await?);
             }
             echo.push(percentile(&sorted(e), 0.5));
             copy.push(percentile(&sorted(c), 0.5));

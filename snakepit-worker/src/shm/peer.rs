@@ -83,7 +83,7 @@ impl PeerSegments {
             ));
         }
         if offset < HEADER
-            || offset % 64 != 0
+            || !offset.is_multiple_of(64)
             || offset.checked_add(len).is_none_or(|end| end > size)
         {
             return Err(format!(

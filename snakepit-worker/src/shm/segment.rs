@@ -138,7 +138,7 @@ impl Segment {
 
     /// Stores a 32-bit flag at `off` (4-byte aligned), visible to the peer at once.
     pub(crate) fn store_flag(&self, off: usize, value: u32) {
-        if off % 4 != 0 || self.check(off, 4).is_err() {
+        if !off.is_multiple_of(4) || self.check(off, 4).is_err() {
             return;
         }
         // SAFETY: in bounds and aligned; AtomicU32 has the layout of u32, and the peer only
