@@ -21,6 +21,13 @@ use snakepit_worker::{ExitInfo, RunContext, Worker, WorkerSpec};
 pub trait WorkerFactory: Send + Sync + 'static {
     /// Starts the worker `id` and returns once it is ready to serve.
     fn start(&self, id: WorkerId) -> BoxFuture<'_, Result<Arc<dyn WorkerHandle>, Error>>;
+
+    /// Kills every worker this factory started that may still run, including those the pool
+    /// no longer schedules (retiring ones), and returns their pids (the immediate stop after a
+    /// second Ctrl-C). The pool also kills each member through its handle.
+    fn kill_all(&self) -> Vec<u32> {
+        Vec::new()
+    }
 }
 
 /// One started worker, as the pool sees it: calls, its exit, and how to stop it.
@@ -79,6 +86,10 @@ impl ProcessWorkers {
 }
 
 impl WorkerFactory for ProcessWorkers {
+    fn kill_all(&self) -> Vec<u32> {
+        self.registry.kill_all()
+    }
+
     fn start(&self, id: WorkerId) -> BoxFuture<'_, Result<Arc<dyn WorkerHandle>, Error>> {
         Box::pin(async move {
             let mut spec = WorkerSpec::new(id.clone(), self.config.clone(), self.python.clone());

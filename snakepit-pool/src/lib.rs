@@ -22,6 +22,7 @@ mod pool;
 mod pool_set;
 mod resilience;
 mod scheduler;
+pub mod script;
 mod service;
 mod stats;
 mod stream;

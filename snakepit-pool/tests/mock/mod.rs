@@ -11,7 +11,7 @@ use serde_json::json;
 use snakepit_core::config::PoolConfig;
 use snakepit_core::{Chunk, ChunkStream, Error, Payload, ToolCall, WorkerId};
 use snakepit_pool::{Pool, WorkerFactory, WorkerHandle};
-use snakepit_worker::ExitInfo;
+use snakepit_worker::{ExitInfo, HostSignal};
 use tokio::sync::watch;
 
 /// How a mock worker answers: `(worker, call, calls made so far on all workers)`.
@@ -112,10 +112,8 @@ impl MockWorker {
         (self.factory.behaviour)(&self.id, call, made)
     }
 
-    fn end(&self, how: &str) {
-        self.exit.send_replace(Some(ExitInfo {
-            description: how.to_owned(),
-        }));
+    fn end(&self, how: &str, host_signal: HostSignal) {
+        self.exit.send_replace(Some(exit_info(how, host_signal)));
     }
 }
 
@@ -166,20 +164,28 @@ impl WorkerHandle for MockWorker {
                     return info;
                 }
                 if rx.changed().await.is_err() {
-                    return ExitInfo {
-                        description: "gone".into(),
-                    };
+                    return exit_info("gone", HostSignal::None);
                 }
             }
         })
     }
 
     fn kill(&self) {
-        self.end("killed");
+        self.end("killed", HostSignal::Kill);
     }
 
     fn stop(&self) -> BoxFuture<'_, ()> {
-        self.end("stopped");
+        self.end("stopped", HostSignal::Stop);
         Box::pin(async {})
+    }
+}
+
+/// How a mock worker ended: no process, so no code or signal.
+fn exit_info(how: &str, host_signal: HostSignal) -> ExitInfo {
+    ExitInfo {
+        description: how.to_owned(),
+        code: None,
+        signal: None,
+        host_signal,
     }
 }
