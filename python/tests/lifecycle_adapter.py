@@ -87,6 +87,19 @@ class GeneratorCloseAdapter(BaseAdapter):
                 f.write("closed")
 
     @tool
+    def wait_for_cancel(self, timeout_ms: int = 20000) -> str:
+        """Poll the context's cancelled flag; write "cancelled" to MARKER_FILE when it is set."""
+        ctx = self.session_context
+        give_up = time.monotonic() + timeout_ms / 1000
+        while time.monotonic() < give_up:
+            if ctx.cancelled:
+                with open(os.environ["MARKER_FILE"], "w") as f:
+                    f.write("cancelled")
+                return "cancelled"
+            time.sleep(0.01)
+        return "not cancelled"
+
+    @tool
     def envelope(self):
         yield {"data": "first", "metadata": {"k": "v"}}
         yield {"data": {"last": True}, "is_final": True}
