@@ -32,6 +32,11 @@ class LifecycleAdapter(BaseAdapter):
         return [self.session_context.session_id, self.session_context.time_remaining()]
 
     @tool
+    def big(self, n: int) -> str:
+        """A string of n bytes (a large response from a small request)."""
+        return "x" * n
+
+    @tool
     async def async_add(self, a: int, b: int) -> int:
         return a + b
 
