@@ -11,14 +11,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::StreamExt;
 use serde_json::json;
-use snakepit_core::config::TransportKind;
 use snakepit_core::{CallOptions, ErrorKind};
 use support::{eventually, processes_mentioning, ready_pool, ready_pool_on};
 
 on_both_transports! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn four_workers_answer_a_thousand_concurrent_echoes_each_to_its_caller(transport: TransportKind) {
-    let pool = Arc::new(ready_pool_on(transport, 4, |_| {}).await);
+    // A generous queue bound: on a loaded machine 1000 queued calls can take longer than 5 s.
+    let pool = Arc::new(ready_pool_on(transport, 4, |c| c.queue_timeout = Duration::from_secs(120)).await);
     let calls = (0..1000).map(|i| {
         let pool = pool.clone();
         tokio::spawn(async move {
