@@ -91,7 +91,9 @@ class FastServer:
     # -- lifecycle (called from the main thread) -------------------------------------------------
     def start(self) -> None:
         """Bind the socket (mode 0600) and start serving; raises OSError when binding fails."""
-        self._thread = threading.Thread(target=self._run, name="snakepit-fast", daemon=True)
+        # Named like the tool threads: a sync tool running past the grace period on it makes
+        # the server exit without waiting for it (see server.main).
+        self._thread = threading.Thread(target=self._run, name="snakepit-tool-fast", daemon=True)
         self._thread.start()
         self._started.wait()
         if self._error is not None:
