@@ -50,6 +50,8 @@ pub async fn ready_pool_on(
     let mut config = PoolConfig::showcase(size);
     config.transport = transport;
     config.heartbeat.enabled = false;
+    // Generous: on a loaded machine a replacement worker can take longer than 5 s to start.
+    config.queue_timeout = Duration::from_secs(60);
     config.startup_timeout = Duration::from_secs(60);
     tweak(&mut config);
     let pool = Pool::start(config).await.expect("pool starts");
