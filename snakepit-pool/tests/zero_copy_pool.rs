@@ -2,15 +2,17 @@
 
 #![allow(clippy::unwrap_used)]
 
+#[macro_use]
 mod support;
 
 use futures::StreamExt;
 use serde_json::json;
 use snakepit_core::{ArrayData, ToolCall};
 
+on_both_transports! {
 #[tokio::test]
-async fn pool_calls_and_streams_carry_arrays_through_shared_memory() {
-    let pool = support::ready_pool(2, |c| c.zero_copy.threshold_bytes = 1024).await;
+async fn pool_calls_and_streams_carry_arrays_through_shared_memory(transport: TransportKind) {
+    let pool = support::ready_pool_on(transport, 2, |c| c.zero_copy.threshold_bytes = 1024).await;
     let x = ArrayData::from_vec((0..100_000).map(|i| i as f64).collect(), vec![100_000]).unwrap();
     for _ in 0..4 {
         let call = ToolCall::new("array_echo", json!({}))
@@ -38,4 +40,5 @@ async fn pool_calls_and_streams_carry_arrays_through_shared_memory() {
         (0..100_000).map(|i| i as f64).sum::<f64>()
     );
     pool.shutdown().await;
+}
 }
