@@ -17,6 +17,7 @@ pub mod registry;
 mod run;
 mod wire;
 mod worker;
+mod zygote;
 
 pub use client::{unix_channel, WorkerAddress, WorkerClient};
 pub use process::ExitInfo;

@@ -21,12 +21,26 @@ pub struct ExitInfo {
     pub description: String,
 }
 
-/// A spawned process that is killed (with its whole group) when dropped.
+/// The last lines a process (or a zygote and its children) wrote to stderr.
+pub(crate) type StderrTail = Arc<Mutex<VecDeque<String>>>;
+
+/// How a worker process was obtained, which decides when its group may be signalled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// Spawned by this host, which reaps it: its pid stays ours until the exit is recorded.
+    Spawned,
+    /// Forked by a zygote (not our child) at this start time: its group is signalled only
+    /// while its exit is not recorded and `/proc` still shows that start time.
+    Forked(u64),
+}
+
+/// A worker process that is killed (with its whole group) when dropped.
 #[derive(Debug)]
 pub(crate) struct WorkerProcess {
     pid: u32,
     exit: watch::Receiver<Option<ExitInfo>>,
-    stderr_tail: Arc<Mutex<VecDeque<String>>>,
+    stderr_tail: StderrTail,
+    origin: Origin,
 }
 
 impl WorkerProcess {
@@ -66,7 +80,28 @@ impl WorkerProcess {
             pid,
             exit,
             stderr_tail,
+            origin: Origin::Spawned,
         })
+    }
+
+    /// Wraps a process this host did not spawn, whose exit `exit` reports (a zygote's child).
+    pub(crate) fn adopted(
+        pid: u32,
+        start_time: u64,
+        exit: watch::Receiver<Option<ExitInfo>>,
+        stderr_tail: StderrTail,
+    ) -> Self {
+        Self {
+            pid,
+            exit,
+            stderr_tail,
+            origin: Origin::Forked(start_time),
+        }
+    }
+
+    /// Returns the shared stderr tail (a zygote's children write to the zygote's stderr).
+    pub(crate) fn stderr_tail_handle(&self) -> StderrTail {
+        self.stderr_tail.clone()
     }
 
     pub(crate) fn pid(&self) -> u32 {
@@ -105,7 +140,15 @@ impl WorkerProcess {
     ///
     /// The group id is the leader's pid; Linux does not reuse a pid while a group with that id
     /// has members, so the signal cannot reach a stranger.
+    ///
+    /// A forked process is not our child: its pid may be reaped and reused at any time, so it
+    /// is signalled only while its recorded start time still matches (as the orphan sweep does).
     pub(crate) fn signal_group(&self, signal: Signal) {
+        if let Origin::Forked(start_time) = self.origin {
+            if self.exit_info().is_some() || !crate::zygote::is_same_process(self.pid, start_time) {
+                return;
+            }
+        }
         let _ = killpg(Pid::from_raw(self.pid as i32), signal);
     }
 

@@ -221,7 +221,28 @@ async def serve(args: argparse.Namespace) -> int:
 
 
 async def _watch_parent(stop: asyncio.Event) -> None:
-    """Shut down when the host that started us is gone (we were re-parented)."""
+    """Shut down when the host that started us is gone (we were re-parented).
+
+    A worker forked by the zygote is the zygote's child, not the host's: it watches a pidfd on
+    the host instead (``SNAKEPIT_HOST_PIDFD``, inherited from the zygote), so killing the
+    zygote leaves it serving while the host's death still stops it.
+    """
+    pidfd = os.environ.get("SNAKEPIT_HOST_PIDFD", "")
+    if pidfd.isdigit():
+        loop = asyncio.get_running_loop()
+
+        def host_gone() -> None:
+            loop.remove_reader(int(pidfd))
+            if not stop.is_set():
+                log.warning("host process is gone; shutting down")
+                stop.set()
+
+        loop.add_reader(int(pidfd), host_gone)
+        try:
+            await stop.wait()
+        finally:
+            loop.remove_reader(int(pidfd))
+        return
     raw = os.environ.get("SNAKEPIT_PARENT_PID")
     if not raw or not raw.isdigit():
         return
