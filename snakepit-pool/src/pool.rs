@@ -573,6 +573,9 @@ impl Inner {
         for w in &workers {
             let _ = self.registry.unregister(w.id().as_str());
         }
+        self.run
+            .stop_zygotes(self.config.graceful_shutdown_timeout)
+            .await;
         tracing::info!(pool = %self.config.name, stopped = workers.len(), "pool shut down");
     }
 }

@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::StreamExt;
 use serde_json::json;
+use snakepit_core::config::StartMode;
 use snakepit_core::{CallOptions, ErrorKind};
 use support::{eventually, processes_mentioning, ready_pool};
 
@@ -169,7 +170,16 @@ async fn call_past_its_timeout_fails_and_the_pool_serves_again() {
 
 #[tokio::test]
 async fn sigkilled_worker_is_replaced_and_pool_returns_to_full_size() {
-    let pool = ready_pool(2, |_| {}).await;
+    sigkilled_worker_is_replaced_in(StartMode::Zygote).await;
+}
+
+#[tokio::test]
+async fn sigkilled_spawned_worker_is_replaced_and_pool_returns_to_full_size() {
+    sigkilled_worker_is_replaced_in(StartMode::Spawn).await;
+}
+
+async fn sigkilled_worker_is_replaced_in(mode: StartMode) {
+    let pool = ready_pool(2, |c| c.start_mode = mode).await;
     let victim = pool.list_workers()[0].clone();
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(victim.pid as i32),
@@ -193,9 +203,20 @@ async fn sigkilled_worker_is_replaced_and_pool_returns_to_full_size() {
 
 #[tokio::test]
 async fn shutdown_leaves_no_process_of_the_run() {
-    let pool = ready_pool(3, |_| {}).await;
+    shutdown_leaves_no_process_in(StartMode::Zygote).await;
+}
+
+#[tokio::test]
+async fn shutdown_of_spawned_workers_leaves_no_process_of_the_run() {
+    shutdown_leaves_no_process_in(StartMode::Spawn).await;
+}
+
+async fn shutdown_leaves_no_process_in(mode: StartMode) {
+    let pool = ready_pool(3, |c| c.start_mode = mode).await;
     let run_id = pool.run_id().to_string();
-    assert_eq!(processes_mentioning(&run_id).len(), 3);
+    // Three workers, plus the pool's zygote when they are forked from one.
+    let expected = 3 + usize::from(mode == StartMode::Zygote);
+    assert_eq!(processes_mentioning(&run_id).len(), expected);
     pool.shutdown().await;
     let left = processes_mentioning(&run_id);
     assert!(

@@ -62,6 +62,14 @@ impl RunContext {
         &self.zygotes
     }
 
+    /// Stops the run's zygotes (SIGTERM, `grace`, SIGKILL); call it once the workers are stopped.
+    ///
+    /// Their forked workers are separate processes and are not affected. Dropping the context
+    /// also kills the zygotes; this is the graceful path for a pool's shutdown.
+    pub async fn stop_zygotes(&self, grace: std::time::Duration) {
+        self.zygotes.stop_all(grace).await;
+    }
+
     /// Returns the private directory (mode 0700).
     pub fn dir(&self) -> &Path {
         self.dir.path()

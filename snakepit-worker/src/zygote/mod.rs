@@ -72,6 +72,15 @@ impl ZygoteSet {
             .or_insert_with(|| Arc::new(Zygote::new(spec, run, command)));
         Some(zygote.clone())
     }
+
+    /// Stops every zygote (SIGTERM, then SIGKILL after `grace`) and keeps them from restarting.
+    pub(crate) async fn stop_all(&self, grace: Duration) {
+        let zygotes: Vec<Arc<Zygote>> = match self.zygotes.lock() {
+            Ok(mut z) => z.drain().map(|(_, z)| z).collect(),
+            Err(_) => return,
+        };
+        futures::future::join_all(zygotes.iter().map(|z| z.stop(grace))).await;
+    }
 }
 
 /// How to start one pool's zygote: the worker's interpreter, arguments and environment.
@@ -154,6 +163,8 @@ pub(crate) struct Zygote {
     /// Set once forking was found unsafe: every later worker is spawned.
     unsafe_reason: OnceLock<String>,
     restarter: Mutex<Option<JoinHandle<()>>>,
+    /// Set by [`Zygote::stop`]: no more forks, no restart.
+    stopped: std::sync::atomic::AtomicBool,
 }
 
 impl Zygote {
@@ -170,6 +181,7 @@ impl Zygote {
             live: tokio::sync::Mutex::new(None),
             unsafe_reason: OnceLock::new(),
             restarter: Mutex::new(None),
+            stopped: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -223,6 +235,9 @@ impl Zygote {
             return Ok(None);
         }
         let mut live = self.live.lock().await;
+        if self.stopped.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(self.error("is stopped (the pool is shutting down)".into()));
+        }
         if let Some(l) = live.as_ref().filter(|l| l.usable()) {
             return Ok(Some(l.clone()));
         }
@@ -235,6 +250,19 @@ impl Zygote {
                 Ok(Some(started))
             }
             None => Ok(None),
+        }
+    }
+
+    /// Stops the running zygote for good; its forked workers are not touched.
+    async fn stop(&self, grace: Duration) {
+        self.stopped
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(task) = self.restarter.lock().ok().and_then(|mut t| t.take()) {
+            task.abort();
+        }
+        let live = self.live.lock().await.take();
+        if let Some(live) = live {
+            live.process.stop(grace).await;
         }
     }
 
