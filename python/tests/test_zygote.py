@@ -14,6 +14,7 @@ import pytest
 
 from snakepit_bridge._proto import snakepit_bridge_pb2 as pb
 from snakepit_bridge._proto import snakepit_bridge_pb2_grpc as pb_grpc
+from snakepit_bridge._wire import decode_any
 from snakepit_bridge.zygote import fork_hazards
 
 from conftest import SHOWCASE, TOKEN, worker_env
@@ -49,13 +50,16 @@ def wait_for(path, proc, seconds=30):
     return path.read_text()
 
 
+PROBE = "zygote_probe_adapter.ProbeAdapter"
+
+
 @pytest.fixture
 def zygote(tmp_path):
     ready = tmp_path / "z.ready"
     env = worker_env(tmp_path, {"SNAKEPIT_READY_FILE": str(ready)})
     control = tmp_path / "z.sock"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "snakepit_bridge.zygote", "--control", str(control), "--adapter", SHOWCASE],
+        [sys.executable, "-m", "snakepit_bridge.zygote", "--control", str(control), "--adapter", PROBE],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     status = json.loads(wait_for(ready, proc))
@@ -83,7 +87,7 @@ def test_forked_worker_serves_and_its_exit_is_reported(zygote, tmp_path):
     c.send({"op": "hello", "token": TOKEN})
     assert c.receive() == {"ok": True, "pid": proc.pid}
     sock, ready = tmp_path / "w.sock", tmp_path / "w.ready"
-    c.send({"op": "fork", "id": 7, "args": ["--adapter", SHOWCASE, "--address", f"unix:{sock}", "--worker-id", "w1"],
+    c.send({"op": "fork", "id": 7, "args": ["--adapter", PROBE, "--address", f"unix:{sock}", "--worker-id", "w1"],
             "env": {"SNAKEPIT_READY_FILE": str(ready), "SNAKEPIT_WORKER_MARK": "forked"}})
     reply = c.receive()
     assert reply["id"] == 7 and reply["ok"] is True and reply["pid"] != proc.pid and reply["start_time"] > 0
@@ -92,10 +96,38 @@ def test_forked_worker_serves_and_its_exit_is_reported(zygote, tmp_path):
     assert os.getpgid(child) == child, "the child leads its own process group"
     channel = grpc.insecure_channel(f"unix:{sock}", options=[("grpc.default_authority", "localhost")])
     stub = pb_grpc.BridgeServiceStub(channel)
-    assert stub.Ping(pb.PingRequest(message="hi"), metadata=[("x-snakepit-token", TOKEN)], timeout=10).message
+    metadata = [("x-snakepit-token", TOKEN)]
+    assert stub.Ping(pb.PingRequest(message="hi"), metadata=metadata, timeout=10).message
+    state = decode_any(stub.ExecuteTool(pb.ExecuteToolRequest(tool_name="inherited"), metadata=metadata, timeout=10).result)
     channel.close()
+    # Signals and log handlers were reset, the environment applied, a group of its own.
+    assert state["sigchld_default"] and state["leads_group"]
+    assert state["root_handlers"] == 1  # the server's own, not the zygote's as well
+    assert state["mark"] == "forked"
     os.kill(child, signal.SIGTERM)
     assert c.receive() == {"exit": child, "status": "exit status 0"}
+
+
+def test_each_child_draws_its_own_random_numbers(zygote, tmp_path):
+    proc, path = zygote
+    c = Control(path)
+    c.send({"op": "hello", "token": TOKEN})
+    c.receive()
+    draws = []
+    for i in range(2):
+        sock, ready = tmp_path / f"r{i}.sock", tmp_path / f"r{i}.ready"
+        c.send({"op": "fork", "id": i, "args": ["--adapter", PROBE, "--address", f"unix:{sock}"],
+                "env": {"SNAKEPIT_READY_FILE": str(ready)}})
+        child = c.receive()["pid"]
+        wait_for(ready, proc)
+        channel = grpc.insecure_channel(f"unix:{sock}", options=[("grpc.default_authority", "localhost")])
+        stub = pb_grpc.BridgeServiceStub(channel)
+        result = stub.ExecuteTool(pb.ExecuteToolRequest(tool_name="inherited"), metadata=[("x-snakepit-token", TOKEN)], timeout=10)
+        draws.append(decode_any(result.result)["draw"])
+        channel.close()
+        os.kill(child, signal.SIGKILL)
+        assert c.receive() == {"exit": child, "status": "killed by signal 9 (SIGKILL)"}
+    assert draws[0] != draws[1]
 
 
 def test_fork_hazards_name_a_running_thread():
