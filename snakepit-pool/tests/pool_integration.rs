@@ -178,6 +178,13 @@ async fn sigkilled_spawned_worker_is_replaced_and_pool_returns_to_full_size() {
     sigkilled_worker_is_replaced_in(StartMode::Spawn).await;
 }
 
+/// The parent pid of `pid`, from `/proc/<pid>/stat`.
+fn parent_of(pid: u32) -> u32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let rest = stat.rsplit_once(')').unwrap().1;
+    rest.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
 async fn sigkilled_worker_is_replaced_in(mode: StartMode) {
     let pool = ready_pool(2, |c| c.start_mode = mode).await;
     let victim = pool.list_workers()[0].clone();
@@ -193,6 +200,11 @@ async fn sigkilled_worker_is_replaced_in(mode: StartMode) {
     .await;
     assert!(replaced, "workers now: {:?}", pool.list_workers());
     assert!(pool.stats().worker_restarts >= 1);
+    // The replacement came the pool's way: forked by its zygote, or spawned by the host.
+    for w in pool.list_workers() {
+        let by_host = parent_of(w.pid) == std::process::id();
+        assert_eq!(by_host, mode == StartMode::Spawn, "worker {} ({mode:?})", w.pid);
+    }
     for _ in 0..4 {
         pool.execute("ping", json!({}), CallOptions::default())
             .await
