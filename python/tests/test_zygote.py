@@ -105,7 +105,7 @@ def test_forked_worker_serves_and_its_exit_is_reported(zygote, tmp_path):
     assert state["root_handlers"] == 1  # the server's own, not the zygote's as well
     assert state["mark"] == "forked"
     os.kill(child, signal.SIGTERM)
-    assert c.receive() == {"exit": child, "status": "exit status 0"}
+    assert c.receive() == {"exit": child, "status": "exit status 0", "code": 0}
 
 
 def test_each_child_draws_its_own_random_numbers(zygote, tmp_path):
@@ -126,7 +126,7 @@ def test_each_child_draws_its_own_random_numbers(zygote, tmp_path):
         draws.append(decode_any(result.result)["draw"])
         channel.close()
         os.kill(child, signal.SIGKILL)
-        assert c.receive() == {"exit": child, "status": "killed by signal 9 (SIGKILL)"}
+        assert c.receive() == {"exit": child, "status": "killed by signal 9 (SIGKILL)", "signal": 9}
     assert draws[0] != draws[1]
 
 

@@ -203,7 +203,12 @@ async fn sigkilled_worker_is_replaced_in(mode: StartMode) {
     // The replacement came the pool's way: forked by its zygote, or spawned by the host.
     for w in pool.list_workers() {
         let by_host = parent_of(w.pid) == std::process::id();
-        assert_eq!(by_host, mode == StartMode::Spawn, "worker {} ({mode:?})", w.pid);
+        assert_eq!(
+            by_host,
+            mode == StartMode::Spawn,
+            "worker {} ({mode:?})",
+            w.pid
+        );
     }
     for _ in 0..4 {
         pool.execute("ping", json!({}), CallOptions::default())

@@ -176,10 +176,10 @@ class _Zygote:
                     name = signal.Signals(sig).name
                 except ValueError:
                     name = "unknown"
-                text = f"killed by signal {sig} ({name})"
+                self._send({"exit": pid, "status": f"killed by signal {sig} ({name})", "signal": sig})
             else:
-                text = f"exit status {os.waitstatus_to_exitcode(status)}"
-            self._send({"exit": pid, "status": text})
+                code = os.waitstatus_to_exitcode(status)
+                self._send({"exit": pid, "status": f"exit status {code}", "code": code})
 
     def _read_requests(self) -> None:
         assert self.conn is not None
@@ -249,6 +249,12 @@ class _Zygote:
             for handler in list(root.handlers):
                 root.removeHandler(handler)
             os.environ.update(env)
+            # The zygote's stdin is the host pipe of the zygote, which closes when the zygote is
+            # replaced: a child must not take that for the host's death. It watches the pidfd.
+            os.environ.pop("SNAKEPIT_HOST_PIPE", None)
+            devnull = os.open(os.devnull, os.O_RDONLY)
+            os.dup2(devnull, 0)
+            os.close(devnull)
             if self.host_fd is not None:
                 os.environ[HOST_PIDFD_ENV] = str(self.host_fd)
             code = server.main(args)

@@ -8,11 +8,14 @@
 //! SIGCHLD, so at once). If the zygote dies first, nobody reports: the watcher then polls
 //! `/proc` for the pid with its start time until it is gone.
 
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{oneshot, watch};
 
-use crate::process::{ExitInfo, StderrTail, WorkerProcess};
+use super::control::ExitReport;
+use crate::process::{ExitInfo, HostSignal, StderrTail, WorkerProcess};
 use crate::registry::process_stat;
 
 /// Poll interval once the zygote that would report the exit is gone.
@@ -27,28 +30,36 @@ pub(crate) fn is_same_process(pid: u32, start_time: u64) -> bool {
 pub(crate) fn adopt(
     pid: u32,
     start_time: u64,
-    exit_status: oneshot::Receiver<String>,
+    exit_status: oneshot::Receiver<ExitReport>,
     stderr_tail: StderrTail,
 ) -> WorkerProcess {
     let (tx, rx) = watch::channel(None);
+    let host_signal = Arc::new(AtomicU8::new(HostSignal::None as u8));
     if !is_same_process(pid, start_time) {
-        let _ = tx.send(Some(ExitInfo {
-            description: "exited before the host could watch it".into(),
-        }));
-        return WorkerProcess::adopted(pid, start_time, rx, stderr_tail);
+        let _ = tx.send(Some(ExitInfo::unknown(
+            "exited before the host could watch it",
+        )));
+        return WorkerProcess::adopted(pid, start_time, rx, stderr_tail, host_signal);
     }
+    let sent = host_signal.clone();
     tokio::spawn(async move {
-        let description = match exit_status.await {
-            Ok(status) => status,
+        let mut info = match exit_status.await {
+            Ok(report) => {
+                let mut info = ExitInfo::unknown(report.status);
+                info.code = report.code;
+                info.signal = report.signal;
+                info
+            }
             Err(_) => {
                 // The zygote is gone: its orphan now belongs to init, which reaps it unseen.
                 while matches!(process_stat(pid), Some((false, t)) if t == start_time) {
                     tokio::time::sleep(ORPHAN_POLL).await;
                 }
-                "exited (status unknown: its zygote was gone)".into()
+                ExitInfo::unknown("exited (status unknown: its zygote was gone)")
             }
         };
-        let _ = tx.send(Some(ExitInfo { description }));
+        info.host_signal = HostSignal::from_u8(sent.load(Ordering::SeqCst));
+        let _ = tx.send(Some(info));
     });
-    WorkerProcess::adopted(pid, start_time, rx, stderr_tail)
+    WorkerProcess::adopted(pid, start_time, rx, stderr_tail, host_signal)
 }

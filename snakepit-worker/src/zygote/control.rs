@@ -18,6 +18,17 @@ use tokio::net::UnixStream;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+/// How a child ended, as the zygote that reaped it reports it.
+#[derive(Debug, Clone)]
+pub(crate) struct ExitReport {
+    /// `exit status 0`, `killed by signal 9 (SIGKILL)`.
+    pub(crate) status: String,
+    /// The exit code, when the child exited by itself.
+    pub(crate) code: Option<i32>,
+    /// The signal that ended the child, when one did.
+    pub(crate) signal: Option<i32>,
+}
+
 /// What the zygote answered to a fork request.
 #[derive(Debug)]
 pub(crate) struct ForkReply {
@@ -26,7 +37,7 @@ pub(crate) struct ForkReply {
     /// The child's start time from `/proc/<pid>/stat`, read by the zygote before it could reap it.
     pub(crate) start_time: u64,
     /// Receives the child's exit status once the zygote has reaped it.
-    pub(crate) exit_status: oneshot::Receiver<String>,
+    pub(crate) exit_status: oneshot::Receiver<ExitReport>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -38,6 +49,8 @@ struct Line {
     error: Option<String>,
     exit: Option<u32>,
     status: Option<String>,
+    code: Option<i32>,
+    signal: Option<i32>,
 }
 
 type Reply = Result<ForkReply, String>;
@@ -45,7 +58,7 @@ type Reply = Result<ForkReply, String>;
 #[derive(Debug, Default)]
 struct Routes {
     replies: HashMap<u64, oneshot::Sender<Reply>>,
-    exits: HashMap<u32, oneshot::Sender<String>>,
+    exits: HashMap<u32, oneshot::Sender<ExitReport>>,
     closed: bool,
 }
 
@@ -162,7 +175,11 @@ async fn route_lines(
         let Ok(mut r) = routes.lock() else { return };
         if let Some(pid) = line.exit {
             if let Some(tx) = r.exits.remove(&pid) {
-                let _ = tx.send(line.status.unwrap_or_else(|| "exited".into()));
+                let _ = tx.send(ExitReport {
+                    status: line.status.unwrap_or_else(|| "exited".into()),
+                    code: line.code,
+                    signal: line.signal,
+                });
             }
             continue;
         }
