@@ -15,9 +15,13 @@ import pytest
 from snakepit_bridge._proto import snakepit_bridge_pb2 as pb
 from snakepit_bridge._proto import snakepit_bridge_pb2_grpc as pb_grpc
 from snakepit_bridge._wire import decode_any
-from snakepit_bridge.zygote import fork_hazards
+from snakepit_bridge.zygote import _start_time, fork_hazards
 
 from conftest import SHOWCASE, TOKEN, worker_env
+
+
+#: Pids of children forked in the current test; the zygote fixture kills any still alive.
+FORKED = []
 
 
 class Control:
@@ -37,7 +41,10 @@ class Control:
                 return None
             self.buffer += data
         line, self.buffer = self.buffer.split(b"\n", 1)
-        return json.loads(line)
+        message = json.loads(line)
+        if message.get("ok") and "start_time" in message:
+            FORKED.append((message["pid"], message["start_time"]))
+        return message
 
 
 def wait_for(path, proc, seconds=30):
@@ -65,6 +72,13 @@ def zygote(tmp_path):
     status = json.loads(wait_for(ready, proc))
     assert status == {"status": "ready", "pid": proc.pid}
     yield proc, control
+    for pid, start_time in FORKED:  # a failed test must not leave its forked workers behind
+        try:
+            if _start_time(pid) == start_time:  # still that child, not a reused pid
+                os.kill(pid, signal.SIGKILL)
+        except (OSError, IndexError, ValueError):
+            pass
+    FORKED.clear()
     proc.kill()
     proc.wait()
 
