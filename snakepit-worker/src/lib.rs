@@ -21,6 +21,7 @@ pub mod shm;
 mod transport;
 mod wire;
 mod worker;
+mod zygote;
 
 pub use client::{unix_channel, WorkerAddress, WorkerClient};
 pub use process::{ExitInfo, HostSignal, HOST_PIPE_ENV_VAR};

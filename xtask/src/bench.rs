@@ -15,6 +15,7 @@ const GROUPS: &[&str] = &[
     "payload",
     "zero_copy",
     "recovery",
+    "zygote",
 ];
 
 /// The criterion micro-benches run after the end-to-end suite: (package, bench target).
