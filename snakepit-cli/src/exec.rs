@@ -53,6 +53,12 @@ pub(crate) async fn run(a: ExecArgs) -> Result<(), CliError> {
         None => Ok(SnakepitConfig::embedded_default()),
     }
     .map_err(|e| CliError::usage(e.to_string()))?;
+    if !config.pooling_enabled() {
+        return Err(CliError::usage(format!(
+            "pooling is disabled (pooling_enabled = false in the configuration), so pool '{}' does not start; set pooling_enabled = true to run calls",
+            a.pool
+        )));
+    }
     let mut pool_config = config
         .pool_config(&a.pool)
         .map_err(|e| CliError::usage(e.to_string()))?;

@@ -123,13 +123,15 @@ impl Pool {
         let python =
             snakepit_worker::python_env::ensure_python(config.python_executable.as_deref()).await?;
         let registry_dir = default_registry_dir();
-        let swept = sweep_orphans(&registry_dir).await;
-        if !swept.killed.is_empty() {
-            tracing::warn!(target: "snakepit::pool", killed = ?swept.killed, runs = ?swept.stale_runs, "killed worker processes left over by dead hosts");
+        if config.cleanup.rogue_cleanup {
+            let swept = sweep_orphans(&registry_dir).await;
+            if !swept.killed.is_empty() {
+                tracing::warn!(target: "snakepit::pool", killed = ?swept.killed, runs = ?swept.stale_runs, "killed worker processes left over by dead hosts");
+            }
         }
         let run = RunContext::new()?;
         let registry = ProcessRegistry::create(&registry_dir, run.run_id())?;
-        let host_bridge = HostBridge::start(&run, host_tools).await?;
+        let host_bridge = HostBridge::start_on(&run, host_tools, &config.host_bridge).await?;
         let inner = Arc::new(Inner {
             scheduler: Mutex::new(Scheduler::new(config.max_queue_size)),
             counters: Counters::default(),

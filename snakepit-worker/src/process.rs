@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
 use tokio::process::Command;
 use tokio::sync::watch;
 
@@ -21,6 +21,15 @@ pub struct ExitInfo {
     pub description: String,
 }
 
+/// Where a worker's stdout and stderr lines go besides the debug log (`log_python_output`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PythonOutput {
+    /// Only to the `snakepit::python` debug log (the seeds' default: hidden).
+    Hidden,
+    /// Also to the host's stderr, each line prefixed with `[worker id]`.
+    Echoed,
+}
+
 /// A spawned process that is killed (with its whole group) when dropped.
 #[derive(Debug)]
 pub(crate) struct WorkerProcess {
@@ -31,7 +40,11 @@ pub(crate) struct WorkerProcess {
 
 impl WorkerProcess {
     /// Spawns `cmd` as the leader of a new process group, draining its stdout and stderr.
-    pub(crate) fn spawn(mut cmd: Command, label: &str) -> std::io::Result<Self> {
+    pub(crate) fn spawn(
+        mut cmd: Command,
+        label: &str,
+        output: PythonOutput,
+    ) -> std::io::Result<Self> {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -43,7 +56,7 @@ impl WorkerProcess {
             .ok_or_else(|| std::io::Error::other("child exited before its pid was read"))?;
         let stderr_tail = Arc::new(Mutex::new(VecDeque::with_capacity(STDERR_TAIL_LINES)));
         if let Some(out) = child.stdout.take() {
-            tokio::spawn(drain(out, label.to_owned(), "stdout", None));
+            tokio::spawn(drain(out, label.to_owned(), "stdout", None, output));
         }
         if let Some(err) = child.stderr.take() {
             tokio::spawn(drain(
@@ -51,6 +64,7 @@ impl WorkerProcess {
                 label.to_owned(),
                 "stderr",
                 Some(stderr_tail.clone()),
+                output,
             ));
         }
         let (tx, exit) = watch::channel(None);
@@ -158,10 +172,18 @@ async fn drain(
     label: String,
     which: &'static str,
     tail: Option<Arc<Mutex<VecDeque<String>>>>,
+    output: PythonOutput,
 ) {
     let mut lines = BufReader::new(stream).lines();
+    let mut host_stderr = tokio::io::stderr();
     while let Ok(Some(line)) = lines.next_line().await {
         tracing::debug!(target: "snakepit::python", worker = %label, stream = which, "{line}");
+        if output == PythonOutput::Echoed {
+            // A closed host stderr only loses the echo; the line still reaches the log and tail.
+            let _ = host_stderr
+                .write_all(format!("[{label}] {line}\n").as_bytes())
+                .await;
+        }
         if let Some(tail) = &tail {
             if let Ok(mut t) = tail.lock() {
                 if t.len() == STDERR_TAIL_LINES {

@@ -13,20 +13,11 @@ use tokio::process::Command;
 use tokio::task::JoinHandle;
 
 use crate::client::{connect, ExitProbe, WorkerAddress, WorkerClient};
-use crate::process::{ExitInfo, WorkerProcess};
+use crate::process::{ExitInfo, PythonOutput, WorkerProcess};
 use crate::run::RunContext;
 
 /// Environment variable carrying the run token to the worker (never the command line).
 pub const TOKEN_ENV_VAR: &str = "SNAKEPIT_AUTH_TOKEN";
-
-/// The thread-limit variables set to "1" for process-profile workers (merged under `adapter_env`).
-const THREAD_LIMIT_VARS: &[&str] = &[
-    "OPENBLAS_NUM_THREADS",
-    "MKL_NUM_THREADS",
-    "OMP_NUM_THREADS",
-    "NUMEXPR_NUM_THREADS",
-    "VECLIB_MAXIMUM_THREADS",
-];
 
 /// What to start: one worker of a pool.
 #[derive(Debug, Clone)]
@@ -81,12 +72,10 @@ impl WorkerSpec {
             cmd.args(["--mode", "threaded", "--max-workers"])
                 .arg(pool.threads_per_worker.to_string());
         }
-        if pool.worker_profile == WorkerProfile::Process {
-            for var in THREAD_LIMIT_VARS {
-                cmd.env(var, "1");
-            }
-        }
-        cmd.env("GRPC_POLL_STRATEGY", "poll")
+        // Thread limits ("1" for process workers) and GRPC_VERBOSITY sit under adapter_env.
+        cmd.envs(&pool.thread_limits)
+            .env("GRPC_VERBOSITY", pool.worker_output.grpc_verbosity)
+            .env("GRPC_POLL_STRATEGY", "poll")
             .env("PYTHONUNBUFFERED", "1")
             .env("SNAKEPIT_OTEL_CONSOLE", "false")
             .env("SNAKEPIT_READY_FILE", ready_file)
@@ -150,14 +139,20 @@ impl Worker {
         let _ = std::fs::remove_file(&socket);
         let _ = std::fs::remove_file(&ready_file);
         let cmd = spec.command(&run, &socket, &ready_file);
-        let process = WorkerProcess::spawn(cmd, spec.id.as_str()).map_err(|e| Error::Worker {
-            worker: spec.id.to_string(),
-            message: format!(
-                "cannot start {} ({e}); set SNAKEPIT_PYTHON or python_executable",
-                spec.python.display()
-            ),
-            source: Some(Box::new(e)),
-        })?;
+        let output = if spec.pool.worker_output.log_python_output {
+            PythonOutput::Echoed
+        } else {
+            PythonOutput::Hidden
+        };
+        let process =
+            WorkerProcess::spawn(cmd, spec.id.as_str(), output).map_err(|e| Error::Worker {
+                worker: spec.id.to_string(),
+                message: format!(
+                    "cannot start {} ({e}); set SNAKEPIT_PYTHON or python_executable",
+                    spec.python.display()
+                ),
+                source: Some(Box::new(e)),
+            })?;
         let process = Arc::new(process);
         let timeout = spec.pool.startup_timeout;
         let started_at = Instant::now();
