@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use snakepit_core::config::{PoolConfig, WorkerProfile};
 use snakepit_core::{CallOptions, ChunkStream, Error, Payload, RunId, ToolCall, WorkerId};
+use snakepit_worker::cleanup::cleanup_run;
 use snakepit_worker::host_bridge::{HostBridge, HostTools};
 use snakepit_worker::registry::{default_registry_dir, sweep_orphans, ProcessRegistry};
 use snakepit_worker::{RunContext, Worker, WorkerSpec};
@@ -574,6 +575,11 @@ impl Inner {
         futures::future::join_all(workers.iter().map(|w| w.stop())).await;
         for w in &workers {
             let _ = self.registry.unregister(w.id().as_str());
+        }
+        if self.config.cleanup.on_stop {
+            // Safety net (`cleanup_on_stop`): whatever the registry still lists is killed, bounded.
+            let cleanup = &self.config.cleanup;
+            cleanup_run(&self.registry, cleanup, cleanup.timeout).await;
         }
         tracing::info!(pool = %self.config.name, stopped = workers.len(), "pool shut down");
     }

@@ -9,7 +9,9 @@
 //!
 //! This crate is the only place where `tonic::Status` becomes a [`snakepit_core::Error`].
 
+pub mod cleanup;
 mod client;
+mod heartbeat;
 pub mod host_bridge;
 mod process;
 pub mod python_env;
@@ -19,6 +21,7 @@ mod wire;
 mod worker;
 
 pub use client::{unix_channel, WorkerAddress, WorkerClient};
+pub use heartbeat::HeartbeatStatus;
 pub use process::ExitInfo;
 pub use run::RunContext;
 pub use worker::{Worker, WorkerSpec, TOKEN_ENV_VAR};

@@ -13,6 +13,7 @@ use tokio::process::Command;
 use tokio::task::JoinHandle;
 
 use crate::client::{connect, ExitProbe, WorkerAddress, WorkerClient};
+use crate::heartbeat::{self, HeartbeatCounters, HeartbeatStatus};
 use crate::process::{ExitInfo, PythonOutput, WorkerProcess};
 use crate::run::RunContext;
 
@@ -111,6 +112,7 @@ pub struct Worker {
     started_at: Instant,
     grace: Duration,
     heartbeat: Option<JoinHandle<()>>,
+    heartbeat_counters: Option<Arc<HeartbeatCounters>>,
 }
 
 #[derive(Debug)]
@@ -199,11 +201,17 @@ impl Worker {
             Arc::new(ProcessProbe(process.clone())),
         )?;
         client.ping().await?;
-        let heartbeat = spec.pool.heartbeat.enabled.then(|| {
-            tokio::spawn(heartbeat(
+        let heartbeat_counters = spec
+            .pool
+            .heartbeat
+            .enabled
+            .then(|| Arc::new(HeartbeatCounters::default()));
+        let heartbeat = heartbeat_counters.as_ref().map(|counters| {
+            tokio::spawn(heartbeat::run(
                 client.clone(),
                 process.clone(),
                 spec.pool.heartbeat.clone(),
+                counters.clone(),
             ))
         });
         tracing::debug!(worker = %spec.id, pid = process.pid(), elapsed_ms = started_at.elapsed().as_millis() as u64, "worker ready");
@@ -214,6 +222,7 @@ impl Worker {
             started_at,
             grace: spec.pool.graceful_shutdown_timeout,
             heartbeat,
+            heartbeat_counters,
         })
     }
 
@@ -230,6 +239,12 @@ impl Worker {
     /// Returns how long ago the worker started.
     pub fn uptime(&self) -> Duration {
         self.started_at.elapsed()
+    }
+
+    /// Returns what the heartbeat has seen (pings, pongs, misses), or `None` when the pool's
+    /// heartbeat is disabled.
+    pub fn heartbeat_status(&self) -> Option<HeartbeatStatus> {
+        self.heartbeat_counters.as_ref().map(|c| c.status())
     }
 
     /// Returns a clone of the worker's gRPC client (a `tower::Service<ToolCall>`).
@@ -294,39 +309,6 @@ async fn wait_ready(
                     if let Some(addr) = WorkerAddress::parse(&text) {
                         return Ok(addr);
                     }
-                }
-            }
-        }
-    }
-}
-
-/// Pings the worker every interval; after `max_missed_heartbeats` misses a dependent worker is killed.
-async fn heartbeat(client: WorkerClient, process: Arc<WorkerProcess>, cfg: HeartbeatConfig) {
-    tokio::time::sleep(cfg.initial_delay).await;
-    let mut missed = 0u32;
-    let mut tick = tokio::time::interval(cfg.ping_interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        if process.exit_info().is_some() {
-            return;
-        }
-        match tokio::time::timeout(cfg.timeout, client.ping()).await {
-            Ok(Ok(_)) => missed = 0,
-            outcome => {
-                missed += 1;
-                let reason = match outcome {
-                    Ok(Err(e)) => e.to_string(),
-                    _ => format!("no pong within {} ms", cfg.timeout.as_millis()),
-                };
-                tracing::warn!(target: "snakepit::heartbeat", worker = %client.worker_id(), missed, reason = %reason, "heartbeat missed");
-                if missed >= cfg.max_missed_heartbeats {
-                    if cfg.dependent {
-                        tracing::error!(target: "snakepit::heartbeat", worker = %client.worker_id(), "worker unresponsive; killing it");
-                        process.signal_group(Signal::SIGKILL);
-                        return;
-                    }
-                    missed = 0;
                 }
             }
         }
