@@ -24,4 +24,4 @@ pub use client::{unix_channel, WorkerAddress, WorkerClient};
 pub use heartbeat::HeartbeatStatus;
 pub use process::ExitInfo;
 pub use run::RunContext;
-pub use worker::{Worker, WorkerSpec, TOKEN_ENV_VAR};
+pub use worker::{Worker, WorkerSpec, DEFAULT_WORKER_EXECUTE_TIMEOUT, TOKEN_ENV_VAR};

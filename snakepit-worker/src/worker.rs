@@ -20,6 +20,10 @@ use crate::run::RunContext;
 /// Environment variable carrying the run token to the worker (never the command line).
 pub const TOKEN_ENV_VAR: &str = "SNAKEPIT_AUTH_TOKEN";
 
+/// The timeout of [`Worker::execute`] when the call sets none (the seeds' `GRPCWorker.execute`
+/// default of 30 000 ms; pools pass their own `execute_timeout_ms`).
+pub const DEFAULT_WORKER_EXECUTE_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// What to start: one worker of a pool.
 #[derive(Debug, Clone)]
 pub struct WorkerSpec {
@@ -252,9 +256,23 @@ impl Worker {
         self.client.clone()
     }
 
-    /// Runs one tool call on this worker.
-    pub async fn execute(&self, call: ToolCall) -> Result<Payload, Error> {
-        self.client.execute(call).await
+    /// Runs one tool call on this worker, bounded by the call's deadline, else its timeout,
+    /// else [`DEFAULT_WORKER_EXECUTE_TIMEOUT`] (the seeds' 30 s for a direct worker call).
+    pub async fn execute(&self, mut call: ToolCall) -> Result<Payload, Error> {
+        let timeout = call
+            .deadline
+            .or(call.options.timeout)
+            .unwrap_or(DEFAULT_WORKER_EXECUTE_TIMEOUT);
+        // Sent along, so Python sees the same budget.
+        call.deadline = Some(timeout);
+        let tool = call.tool.clone();
+        match tokio::time::timeout(timeout, self.client.execute(call)).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::timeout(
+                format!("call '{tool}' on worker {}", self.id),
+                timeout,
+            )),
+        }
     }
 
     /// Runs a streaming tool on this worker.
