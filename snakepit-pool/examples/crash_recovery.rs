@@ -23,7 +23,7 @@ async fn main() -> Result<(), Error> {
     let opts = CallOptions::default;
 
     let before = pool.execute("whoami", json!({}), opts()).await?.json;
-    let crash = pool.execute("crash", json!({}), opts()).await.unwrap_err();
+    let crash = support::expect_failure(pool.execute("crash", json!({}), opts()).await, "crash")?;
     println!("crash -> {} ({})", crash.kind(), crash);
     assert_eq!(crash.kind(), ErrorKind::WorkerCrash);
 

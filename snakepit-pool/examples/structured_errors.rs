@@ -15,10 +15,11 @@ async fn main() -> Result<(), Error> {
     let pool = support::ready(support::config("ErrorsAdapter", 1)?).await?;
     let opts = CallOptions::default;
 
-    let err = pool
-        .execute("divide", json!({"a": 1, "b": 0}), opts())
-        .await
-        .unwrap_err();
+    let err = support::expect_failure(
+        pool.execute("divide", json!({"a": 1, "b": 0}), opts())
+            .await,
+        "this call",
+    )?;
     let py = err
         .python_exception()
         .ok_or_else(|| Error::pool("expected a Python exception"))?;
@@ -31,33 +32,35 @@ async fn main() -> Result<(), Error> {
     println!("traceback ends with: {:?}", py.traceback.lines().last());
     assert_eq!(py.exception_type, "ZeroDivisionError");
 
-    let err = pool
-        .execute("withdraw", json!({"amount": -5}), opts())
-        .await
-        .unwrap_err();
+    let err = support::expect_failure(
+        pool.execute("withdraw", json!({"amount": -5}), opts())
+            .await,
+        "this call",
+    )?;
     println!("kind {}: {err}", err.kind());
 
-    let err = pool
-        .execute("no_such_tool", json!({}), opts())
-        .await
-        .unwrap_err();
+    let err = support::expect_failure(
+        pool.execute("no_such_tool", json!({}), opts()).await,
+        "this call",
+    )?;
     println!("kind {}: {err}", err.kind());
     assert_eq!(err.kind(), ErrorKind::Validation);
 
-    let err = pool
-        .execute("divide", json!({"a": 1}), opts())
-        .await
-        .unwrap_err();
+    let err = support::expect_failure(
+        pool.execute("divide", json!({"a": 1}), opts()).await,
+        "this call",
+    )?;
     println!("kind {}: {err}", err.kind());
 
-    let err = pool
-        .execute(
+    let err = support::expect_failure(
+        pool.execute(
             "slow",
             json!({"ms": 5000}),
             opts().with_timeout(Duration::from_millis(200)),
         )
-        .await
-        .unwrap_err();
+        .await,
+        "this call",
+    )?;
     println!("kind {}: {err}", err.kind());
     assert_eq!(err.kind(), ErrorKind::Timeout);
     pool.shutdown().await;

@@ -50,3 +50,16 @@ pub(crate) fn duration(default_ms: u64) -> Duration {
         .unwrap_or(default_ms);
     Duration::from_millis(ms)
 }
+
+/// The error of a call that must fail, or an error saying that it unexpectedly succeeded.
+pub(crate) fn expect_failure<T: std::fmt::Debug>(
+    result: Result<T, Error>,
+    what: &str,
+) -> Result<Error, Error> {
+    match result {
+        Err(e) => Ok(e),
+        Ok(v) => Err(Error::pool(format!(
+            "{what} should have failed but returned {v:?}"
+        ))),
+    }
+}
