@@ -8,7 +8,7 @@ use nix::sys::signal::Signal;
 use snakepit_core::config::HeartbeatConfig;
 
 use crate::client::WorkerClient;
-use crate::process::WorkerProcess;
+use crate::process::{HostSignal, WorkerProcess};
 
 /// What a worker's heartbeat has seen so far (the seeds keep these counters for debugging,
 /// most usefully in independent mode, where misses do not end the worker).
@@ -84,7 +84,7 @@ pub(crate) async fn run(
                     counters.declared_dead.fetch_add(1, Ordering::Relaxed);
                     if cfg.dependent {
                         tracing::error!(target: "snakepit::heartbeat", worker = %client.worker_id(), missed, "worker unresponsive; killing it");
-                        process.signal_group(Signal::SIGKILL);
+                        process.signal_for(HostSignal::HeartbeatLost, Signal::SIGKILL);
                         return;
                     }
                     // Independent mode: report once per run of misses and keep counting.

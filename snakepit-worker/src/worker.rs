@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 
 use crate::client::{connect, ExitProbe, WorkerAddress, WorkerClient};
 use crate::heartbeat::{self, HeartbeatCounters, HeartbeatStatus};
-use crate::process::{ExitInfo, PythonOutput, WorkerProcess};
+use crate::process::{ExitInfo, HostSignal, PythonOutput, WorkerProcess};
 use crate::run::RunContext;
 
 /// Environment variable carrying the run token to the worker (never the command line).
@@ -23,6 +23,10 @@ pub const TOKEN_ENV_VAR: &str = "SNAKEPIT_AUTH_TOKEN";
 /// The timeout of [`Worker::execute`] when the call sets none (the seeds' `GRPCWorker.execute`
 /// default of 30 000 ms; pools pass their own `execute_timeout_ms`).
 pub const DEFAULT_WORKER_EXECUTE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Environment variable carrying the run id; children a tool starts inherit it, which lets the
+/// orphan sweep prove that a leftover process belongs to a dead run.
+pub const RUN_ID_ENV_VAR: &str = "SNAKEPIT_RUN_ID";
 
 /// What to start: one worker of a pool.
 #[derive(Debug, Clone)]
@@ -85,6 +89,7 @@ impl WorkerSpec {
             .env("SNAKEPIT_OTEL_CONSOLE", "false")
             .env("SNAKEPIT_READY_FILE", ready_file)
             .env(TOKEN_ENV_VAR, run.token())
+            .env(RUN_ID_ENV_VAR, run.run_id().as_str())
             .env("SNAKEPIT_PROCESS_GROUP", "0")
             .env("SNAKEPIT_PARENT_PID", std::process::id().to_string())
             .env("SNAKEPIT_PYTHON", &self.python)
@@ -292,7 +297,7 @@ impl Worker {
 
     /// Kills the worker's process group at once (SIGKILL).
     pub fn kill(&self) {
-        self.process.signal_group(Signal::SIGKILL);
+        self.process.signal_for(HostSignal::Kill, Signal::SIGKILL);
     }
 
     /// Stops gracefully: SIGTERM, up to `graceful_shutdown_timeout` for Python to finish, then SIGKILL.
