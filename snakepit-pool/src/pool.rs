@@ -33,7 +33,7 @@ const MAX_RESTART_BACKOFF: Duration = Duration::from_secs(5);
 pub(crate) struct Inner {
     pub(crate) config: PoolConfig,
     run: Arc<RunContext>,
-    factory: Box<dyn WorkerFactory>,
+    pub(crate) factory: Box<dyn WorkerFactory>,
     host_tools: HostTools,
     /// The worker-level half of the resilience stack (breaker, attempt timeout).
     resilience: ResilienceStack,
@@ -60,7 +60,7 @@ pub(crate) struct Inner {
 ///
 /// Dropping a pool kills its workers; call [`Pool::shutdown`] to stop them gracefully.
 pub struct Pool {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
     /// The call-level stack (deadline, retry) around the checkout.
     call: WorkerService,
 }
@@ -321,14 +321,7 @@ impl Pool {
             return Vec::new();
         };
         s.workers()
-            .map(|(id, w, load, capacity)| WorkerInfo {
-                id: id.clone(),
-                pid: w.pid().unwrap_or(0),
-                load,
-                capacity,
-                uptime: w.uptime(),
-                circuit_state: w.breaker.as_ref().map(|b| b.state().as_str()),
-            })
+            .map(|(id, w, load, capacity)| self.inner.info_of(id, w, load, capacity))
             .collect()
     }
 
@@ -584,7 +577,25 @@ impl Inner {
         }
     }
 
-    fn next_worker_id(&self) -> WorkerId {
+    /// Stops taking calls: background tasks end, queued callers get a pool error at once, and
+    /// the members leave scheduling. Returns them, or `None` when shutdown already began.
+    pub(crate) fn stop_taking_calls(&self) -> Option<Vec<Arc<PoolWorker>>> {
+        if self.shutting_down.swap(true, Ordering::SeqCst) {
+            return None;
+        }
+        self.abort_tasks();
+        let workers = match self.scheduler.lock() {
+            Ok(mut s) => {
+                s.close_queue();
+                s.drain_workers()
+            }
+            Err(_) => Vec::new(),
+        };
+        self.ready_workers.send_replace(0);
+        Some(workers)
+    }
+
+    pub(crate) fn next_worker_id(&self) -> WorkerId {
         WorkerId::for_pool(
             &self.config.name,
             self.next_index.fetch_add(1, Ordering::Relaxed) as usize,
@@ -592,7 +603,7 @@ impl Inner {
     }
 
     /// Starts one worker; on success adds it to the scheduler and starts its monitor.
-    async fn start_one(self: &Arc<Self>, id: WorkerId) -> Result<(), Error> {
+    pub(crate) async fn start_one(self: &Arc<Self>, id: WorkerId) -> Result<(), Error> {
         let started = Instant::now();
         let worker = match self.factory.start(id.clone()).await {
             Ok(handle) => Arc::new(PoolWorker::new(handle, &self.resilience, &self.layers)),
@@ -640,13 +651,8 @@ impl Inner {
     }
 
     async fn shutdown(self: &Arc<Self>) {
-        if self.shutting_down.swap(true, Ordering::SeqCst) {
+        let Some(workers) = self.stop_taking_calls() else {
             return;
-        }
-        self.abort_tasks();
-        let workers = match self.scheduler.lock() {
-            Ok(mut s) => s.drain_workers(),
-            Err(_) => Vec::new(),
         };
         self.ready_workers.send_replace(0);
         futures::future::join_all(workers.iter().map(|w| w.stop())).await;
