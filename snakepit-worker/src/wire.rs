@@ -1,4 +1,4 @@
-//! Value encoding of the bridge protocol and the one mapping from gRPC status to core errors.
+//! Value encoding of the bridge protocol and the one mapping from a status to core errors.
 
 use prost_types::Any;
 use serde_json::Value;
@@ -164,7 +164,13 @@ pub(crate) fn tool_error(tool: &str, message: &str) -> Error {
 ///
 /// Status details or messages holding the JSON error object (mid-stream failures, unknown
 /// streaming tools) become the same typed errors as unary failures.
-pub(crate) fn status_to_error(worker: &str, tool: &str, status: &tonic::Status) -> Error {
+/// `timeout` is the call's limit, named in the timeout error.
+pub(crate) fn status_to_error(
+    worker: &str,
+    tool: &str,
+    status: &tonic::Status,
+    timeout: Option<std::time::Duration>,
+) -> Error {
     let details = std::str::from_utf8(status.details()).unwrap_or_default();
     let json_text = [details, status.message()]
         .into_iter()
@@ -172,7 +178,7 @@ pub(crate) fn status_to_error(worker: &str, tool: &str, status: &tonic::Status) 
     match status.code() {
         Code::DeadlineExceeded => Error::timeout(
             format!("call '{tool}' on worker {worker}"),
-            Default::default(),
+            timeout.unwrap_or_default(),
         ),
         Code::Unauthenticated => Error::worker(
             worker,
@@ -193,7 +199,7 @@ pub(crate) fn status_to_error(worker: &str, tool: &str, status: &tonic::Status) 
         }
         code => Error::transport(
             format!(
-                "gRPC call '{tool}' to worker {worker} failed: {code:?}: {}",
+                "call '{tool}' to worker {worker} failed: {code:?}: {}",
                 status.message()
             ),
             Some(code as i32),
@@ -263,13 +269,19 @@ mod tests {
     #[test]
     fn statuses_map_by_code() {
         let s = tonic::Status::unavailable("gone");
-        assert_eq!(status_to_error("w", "t", &s).kind(), ErrorKind::Transport);
+        assert_eq!(
+            status_to_error("w", "t", &s, None).kind(),
+            ErrorKind::Transport
+        );
         let s = tonic::Status::internal(r#"{"type":"RuntimeError","message":"mid-stream"}"#);
         assert_eq!(
-            status_to_error("w", "t", &s).kind(),
+            status_to_error("w", "t", &s, None).kind(),
             ErrorKind::PythonException
         );
         let s = tonic::Status::deadline_exceeded("late");
-        assert_eq!(status_to_error("w", "t", &s).kind(), ErrorKind::Timeout);
+        assert_eq!(
+            status_to_error("w", "t", &s, None).kind(),
+            ErrorKind::Timeout
+        );
     }
 }
