@@ -656,6 +656,9 @@ impl Inner {
         };
         self.ready_workers.send_replace(0);
         futures::future::join_all(workers.iter().map(|w| w.stop())).await;
+        self.run
+            .stop_zygotes(self.config.graceful_shutdown_timeout)
+            .await;
         if self.config.cleanup.on_stop {
             // Safety net (`cleanup_on_stop`): whatever the registry still lists is killed, bounded.
             self.factory.cleanup(self.config.cleanup.timeout).await;

@@ -22,6 +22,7 @@ mod run;
 mod transport;
 mod wire;
 mod worker;
+mod zygote;
 
 pub use client::{unix_channel, WorkerAddress, WorkerClient};
 pub use heartbeat::HeartbeatStatus;

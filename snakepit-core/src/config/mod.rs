@@ -11,6 +11,7 @@ mod pool;
 mod seed_keys;
 #[cfg(test)]
 mod seed_keys_tests;
+mod start_mode;
 #[cfg(test)]
 mod tests;
 
@@ -28,6 +29,7 @@ pub use seed_keys::{
     CleanupConfig, HostBridgeListen, RogueCleanupTable, ThreadLimitsTable, WorkerOutput,
     SEED_ADAPTER_MODULE,
 };
+pub use start_mode::StartMode;
 
 /// The configuration used when no file is given: one pool running the bundled showcase adapter.
 pub const EMBEDDED_DEFAULT: &str = include_str!("default.toml");
@@ -87,6 +89,8 @@ pub struct SnakepitConfig {
     pub python_executable: Option<PathBuf>,
     /// Host log level: debug, info, warning, error, none (default error).
     pub log_level: Option<String>,
+    /// Default `start_mode` for pools that do not set one (`zygote` on Linux, else `spawn`).
+    pub start_mode: Option<StartMode>,
     /// Global heartbeat defaults, merged under each pool's own.
     pub heartbeat: Option<pool::HeartbeatOverrides>,
     /// Legacy single-pool options (`pool_config` in the seeds).
