@@ -84,6 +84,8 @@ async fn grpc_port_zero_serves_host_tools_over_loopback_tcp() {
     config.pool_size = 1;
     config.heartbeat.enabled = false;
     config.startup_timeout = Duration::from_secs(60);
+    // Spawned, so the worker's own command line shows the address it was given.
+    config.start_mode = snakepit_core::config::StartMode::Spawn;
     let pool = Pool::start_with_host_tools(config, tools).await.unwrap();
     pool.await_ready(Duration::from_secs(90)).await.unwrap();
     let worker = &pool.list_workers()[0];
