@@ -213,3 +213,19 @@ fn gpu_profiler_defaults_follow_the_seeds_and_bad_values_are_named() {
     let typo = SnakepitConfig::from_toml_str("gpu_profiler = { interval = 10 }").unwrap_err();
     assert!(typo.to_string().contains("interval"), "{typo}");
 }
+
+#[test]
+fn durations_beyond_thirty_days_are_refused_with_the_key() {
+    for key in [
+        "pool_startup_timeout = 360000000000000",
+        "execute_timeout_ms = 9223372036854775807",
+        "graceful_shutdown_timeout_ms = 2592000001",
+        "heartbeat = { timeout_ms = 99999999999 }",
+    ] {
+        let err = pools(&format!("[[pools]]\nname = \"p\"\n{key}\n")).unwrap_err();
+        let name = key.split([' ', '=']).next().unwrap_or_default();
+        assert!(err.to_string().contains(name), "{key}: {err}");
+        assert!(err.to_string().contains("30 days"), "{key}: {err}");
+    }
+    assert!(pools("[[pools]]\nname = \"p\"\nexecute_timeout_ms = 2592000000\n").is_ok());
+}
