@@ -2,6 +2,7 @@
 
 mod doctor;
 mod exec;
+mod exec_args;
 mod gen;
 mod hardware;
 mod setup;

@@ -18,7 +18,7 @@ pub const MAX_VALUE_DEPTH: usize = 512;
 #[derive(Debug, thiserror::Error)]
 pub enum JsonTextError {
     /// The text nests deeper than the limit; it was not parsed.
-    #[error("JSON nests more than {limit} levels deep (MAX_VALUE_DEPTH); flatten it or send it as bytes")]
+    #[error("JSON nests more than {limit} levels deep (the limit); flatten it or send it as bytes")]
     TooDeep {
         /// The limit that was exceeded.
         limit: usize,
@@ -96,10 +96,15 @@ pub fn text_depth(text: &[u8]) -> usize {
 /// Deeper text is refused before parsing, so no input can exhaust the stack; serde_json's own
 /// limit of 128 levels is lifted for the rest.
 pub fn parse_json_limited(text: &[u8]) -> Result<Value, JsonTextError> {
-    if text_depth(text) > MAX_VALUE_DEPTH {
-        return Err(JsonTextError::TooDeep {
-            limit: MAX_VALUE_DEPTH,
-        });
+    parse_json_within(text, MAX_VALUE_DEPTH)
+}
+
+/// Parses JSON `text` nested at most `limit` levels deep (see [`parse_json_limited`]).
+///
+/// A keyword-arguments object, for one, may nest one level more than the values it holds.
+pub fn parse_json_within(text: &[u8], limit: usize) -> Result<Value, JsonTextError> {
+    if text_depth(text) > limit {
+        return Err(JsonTextError::TooDeep { limit });
     }
     let mut de = serde_json::Deserializer::from_slice(text);
     de.disable_recursion_limit();

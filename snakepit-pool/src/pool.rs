@@ -235,17 +235,20 @@ impl Pool {
     }
 
     /// Runs a prepared [`ToolCall`] (binary arguments, metadata).
-    pub async fn execute_call(&self, mut call: ToolCall) -> Result<Payload, Error> {
+    pub async fn execute_call(&self, call: ToolCall) -> Result<Payload, Error> {
         let counters = &self.inner.counters;
         counters.requests.fetch_add(1, Ordering::Relaxed);
         let result = async {
+            let mut call = call.checked()?;
             let lease = self.inner.clone().checkout(&call).await?;
             let timeout = call
                 .options
                 .timeout
                 .unwrap_or(self.inner.config.execute_timeout);
             call.deadline = Some(call.deadline.map_or(timeout, |d| d.min(timeout)));
-            match tokio::time::timeout(timeout, lease.worker.call(call.clone())).await {
+            // The call moves to the worker: cloning it would copy (recursively) every argument.
+            let tool = call.tool.clone();
+            match tokio::time::timeout(timeout, lease.worker.call(call)).await {
                 Ok(Err(e)) if e.kind() == snakepit_core::ErrorKind::WorkerCrash => {
                     lease.evict();
                     Err(e)
@@ -258,7 +261,7 @@ impl Pool {
                 Err(_) => {
                     lease.retire_after_timeout();
                     Err(Error::timeout(
-                        format!("call '{}' on worker {}", call.tool, lease.id),
+                        format!("call '{tool}' on worker {}", lease.id),
                         timeout,
                     ))
                 }
@@ -281,10 +284,10 @@ impl Pool {
         args: Value,
         opts: CallOptions,
     ) -> Result<ChunkStream, Error> {
-        let mut call = ToolCall::new(tool, args)?.with_options(opts);
         let counters = &self.inner.counters;
         counters.requests.fetch_add(1, Ordering::Relaxed);
         let result = async {
+            let mut call = ToolCall::new(tool, args)?.with_options(opts).checked()?;
             let lease = self.inner.clone().checkout(&call).await?;
             let timeout = call
                 .options
@@ -292,25 +295,26 @@ impl Pool {
                 .unwrap_or(self.inner.config.stream_timeout);
             call.deadline = Some(timeout);
             let deadline = tokio::time::Instant::now() + timeout;
-            let inner =
-                match tokio::time::timeout_at(deadline, lease.worker.execute_stream(call.clone()))
-                    .await
-                {
-                    Ok(r) => r?,
-                    Err(_) => {
-                        lease.retire_after_timeout();
-                        return Err(Error::timeout(
-                            format!("stream '{}' on worker {}", call.tool, lease.id),
-                            timeout,
-                        ));
-                    }
-                };
+            let tool = call.tool.clone();
+            let inner = match tokio::time::timeout_at(deadline, lease.worker.execute_stream(call))
+                .await
+            {
+                Ok(r) => r?,
+                Err(_) => {
+                    lease.retire_after_timeout();
+                    return Err(Error::timeout(
+                        format!("stream '{tool}' on worker {}", lease.id),
+                        timeout,
+                    ));
+                }
+            };
             Ok(Box::pin(LeasedStream::new(
                 inner,
                 lease,
                 deadline,
                 timeout,
-                call.tool.clone(),
+                tool,
+                self.inner.clone(),
             )) as ChunkStream)
         }
         .await;

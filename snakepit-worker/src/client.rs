@@ -133,7 +133,12 @@ impl WorkerClient {
         req
     }
 
-    async fn map_status(&self, tool: &str, status: tonic::Status) -> Error {
+    async fn map_status(
+        &self,
+        tool: &str,
+        status: tonic::Status,
+        timeout: Option<Duration>,
+    ) -> Error {
         if matches!(
             status.code(),
             tonic::Code::Unavailable
@@ -149,24 +154,25 @@ impl WorkerClient {
                 };
             }
         }
-        wire::status_to_error(self.worker.as_str(), tool, &status)
+        wire::status_to_error(self.worker.as_str(), tool, &status, timeout)
     }
 
     /// Sends a `Ping` and returns the round-trip time.
     pub async fn ping(&self) -> Result<Duration, Error> {
         let started = std::time::Instant::now();
+        let limit = Some(Duration::from_secs(10));
         let req = self.request(
             pb::PingRequest {
                 message: "ping".into(),
             },
-            Some(Duration::from_secs(10)),
+            limit,
             "ping",
         );
         self.inner
             .clone()
             .ping(req)
             .await
-            .map_err(|s| wire::status_to_error(self.worker.as_str(), "Ping", &s))?;
+            .map_err(|s| wire::status_to_error(self.worker.as_str(), "Ping", &s, limit))?;
         Ok(started.elapsed())
     }
 
@@ -181,7 +187,7 @@ impl WorkerClient {
         );
         match self.inner.clone().execute_tool(req).await {
             Ok(resp) => wire::payload_of(&call.tool, resp.into_inner()),
-            Err(status) => Err(self.map_status(&call.tool, status).await),
+            Err(status) => Err(self.map_status(&call.tool, status, timeout).await),
         }
     }
 
@@ -196,7 +202,7 @@ impl WorkerClient {
         );
         let stream = match self.inner.clone().execute_streaming_tool(req).await {
             Ok(resp) => resp.into_inner(),
-            Err(status) => return Err(self.map_status(&call.tool, status).await),
+            Err(status) => return Err(self.map_status(&call.tool, status, timeout).await),
         };
         let this = self.clone();
         let tool = call.tool.clone();
@@ -206,7 +212,7 @@ impl WorkerClient {
             async move {
                 match item {
                     Ok(chunk) => Ok(wire::chunk_of(chunk)),
-                    Err(status) => Err(this.map_status(&tool, status).await),
+                    Err(status) => Err(this.map_status(&tool, status, timeout).await),
                 }
             }
         });

@@ -1,7 +1,10 @@
 //! Value encoding of the bridge protocol and the one mapping from gRPC status to core errors.
 
+use std::time::Duration;
+
 use prost_types::Any;
 use serde_json::Value;
+use snakepit_core::json_limits::{parse_json_limited, JsonTextError};
 use snakepit_core::{Chunk, Error, Payload, PythonException, ToolCall};
 use snakepit_proto::pb;
 use snakepit_proto::TYPE_URL_PREFIX;
@@ -30,13 +33,19 @@ pub(crate) fn encode_value(v: &Value) -> Any {
 /// Decodes an Any holding UTF-8 JSON; the `type_url` is only a hint.
 ///
 /// Some servers send `google.protobuf.StringValue` or plain text: bytes that are not JSON
-/// come back as a JSON string rather than an error.
-pub(crate) fn decode_value(any: &Any) -> Value {
+/// come back as a JSON string rather than an error. JSON nested deeper than
+/// `MAX_VALUE_DEPTH` is an error, never parsed.
+pub(crate) fn decode_value(any: &Any) -> Result<Value, JsonTextError> {
     if any.value.is_empty() {
-        return Value::Null;
+        return Ok(Value::Null);
     }
-    serde_json::from_slice(&any.value)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&any.value).into_owned()))
+    match parse_json_limited(&any.value) {
+        Ok(v) => Ok(v),
+        Err(JsonTextError::Syntax(_)) => Ok(Value::String(
+            String::from_utf8_lossy(&any.value).into_owned(),
+        )),
+        Err(e) => Err(e),
+    }
 }
 
 /// Builds the wire request of a tool call.
@@ -82,21 +91,26 @@ pub(crate) fn payload_of(tool: &str, resp: pb::ExecuteToolResponse) -> Result<Pa
     if !resp.success {
         return Err(tool_error(tool, &resp.error_message));
     }
-    let json = resp
-        .result
-        .as_ref()
-        .map(decode_value)
-        .unwrap_or(Value::Null);
+    let json = match resp.result.as_ref().map(decode_value) {
+        None => Value::Null,
+        Some(Ok(v)) => v,
+        Some(Err(e)) => {
+            return Err(Error::validation(
+                format!("result of tool '{tool}'"),
+                e.to_string(),
+            ))
+        }
+    };
     let binary = (!resp.binary_result.is_empty()).then_some(resp.binary_result);
     Ok(Payload { json, binary })
 }
 
-/// Turns a wire chunk into a core chunk: JSON when it parses, raw bytes always.
+/// Turns a wire chunk into a core chunk: JSON when it parses (within `MAX_VALUE_DEPTH`), raw bytes always.
 pub(crate) fn chunk_of(c: pb::ToolChunk) -> Chunk {
     let json = if c.data.is_empty() {
         None
     } else {
-        serde_json::from_slice(&c.data).ok()
+        parse_json_limited(&c.data).ok()
     };
     Chunk {
         id: c.chunk_id,
@@ -163,8 +177,14 @@ pub(crate) fn tool_error(tool: &str, message: &str) -> Error {
 /// The one place a `tonic::Status` becomes a core error.
 ///
 /// Status details or messages holding the JSON error object (mid-stream failures, unknown
-/// streaming tools) become the same typed errors as unary failures.
-pub(crate) fn status_to_error(worker: &str, tool: &str, status: &tonic::Status) -> Error {
+/// streaming tools) become the same typed errors as unary failures. `timeout` is the deadline
+/// the call was sent with, reported when the worker says it passed.
+pub(crate) fn status_to_error(
+    worker: &str,
+    tool: &str,
+    status: &tonic::Status,
+    timeout: Option<Duration>,
+) -> Error {
     let details = std::str::from_utf8(status.details()).unwrap_or_default();
     let json_text = [details, status.message()]
         .into_iter()
@@ -172,7 +192,7 @@ pub(crate) fn status_to_error(worker: &str, tool: &str, status: &tonic::Status) 
     match status.code() {
         Code::DeadlineExceeded => Error::timeout(
             format!("call '{tool}' on worker {worker}"),
-            Default::default(),
+            timeout.unwrap_or_default(),
         ),
         Code::Unauthenticated => Error::worker(
             worker,
@@ -221,7 +241,7 @@ mod tests {
         ] {
             let any = encode_value(&v);
             assert!(any.type_url.starts_with(TYPE_URL_PREFIX));
-            assert_eq!(decode_value(&any), v);
+            assert_eq!(decode_value(&any).unwrap(), v);
         }
         assert_eq!(
             encode_value(&json!(5)).type_url,
@@ -235,7 +255,7 @@ mod tests {
             type_url: "type.googleapis.com/google.protobuf.StringValue".into(),
             value: b"hello".to_vec(),
         };
-        assert_eq!(decode_value(&any), json!("hello"));
+        assert_eq!(decode_value(&any).unwrap(), json!("hello"));
     }
 
     #[test]
@@ -263,13 +283,13 @@ mod tests {
     #[test]
     fn statuses_map_by_code() {
         let s = tonic::Status::unavailable("gone");
-        assert_eq!(status_to_error("w", "t", &s).kind(), ErrorKind::Transport);
+        assert_eq!(status_to_error("w", "t", &s, None).kind(), ErrorKind::Transport);
         let s = tonic::Status::internal(r#"{"type":"RuntimeError","message":"mid-stream"}"#);
         assert_eq!(
-            status_to_error("w", "t", &s).kind(),
+            status_to_error("w", "t", &s, None).kind(),
             ErrorKind::PythonException
         );
         let s = tonic::Status::deadline_exceeded("late");
-        assert_eq!(status_to_error("w", "t", &s).kind(), ErrorKind::Timeout);
+        assert_eq!(status_to_error("w", "t", &s, None).kind(), ErrorKind::Timeout);
     }
 }
