@@ -8,6 +8,7 @@
 mod error;
 mod gpu_profiler;
 mod pool;
+mod python;
 #[cfg(test)]
 mod tests;
 
@@ -17,6 +18,10 @@ use serde::Deserialize;
 
 pub use error::ConfigError;
 pub use gpu_profiler::{GpuProfilerSettings, GpuProfilerTable, DEFAULT_GPU_PROFILER_INTERVAL};
+pub use python::{
+    requirement_name, PythonEnvConfig, PythonInstaller, PythonPackagesTable, PythonRuntime,
+    PythonRuntimeTable,
+};
 pub use pool::{
     HeartbeatConfig, PoolConfig, WorkerLifetime, WorkerMaxRequests, WorkerProfile, DEFAULT_ADAPTER,
     DEFAULT_SERVER_MODULE,
@@ -47,6 +52,10 @@ pub struct SnakepitConfig {
     pub graceful_shutdown_timeout_ms: Option<u64>,
     /// Python interpreter; `SNAKEPIT_PYTHON` wins over it.
     pub python_executable: Option<PathBuf>,
+    /// How the interpreter is found otherwise: `"system"`, `"venv"` (default) or `"managed"`.
+    pub python_runtime: Option<PythonRuntimeTable>,
+    /// Requirements every worker's interpreter must satisfy (a list, or the seeds' table).
+    pub python_packages: Option<PythonPackagesTable>,
     /// Host log level: debug, info, warning, error, none (default error).
     pub log_level: Option<String>,
     /// Global heartbeat defaults, merged under each pool's own.

@@ -224,6 +224,8 @@ pub struct PoolConfig {
     pub adapter_env: BTreeMap<String, String>,
     /// Configured interpreter, if any (`SNAKEPIT_PYTHON` still wins).
     pub python_executable: Option<PathBuf>,
+    /// The Python environment (`python_runtime`, `python_packages`; global keys).
+    pub python_env: super::PythonEnvConfig,
     /// Python module serving the protocol.
     pub server_module: String,
     /// A server script to run instead of the module.
@@ -556,6 +558,10 @@ fn normalize_table(
             .python_executable
             .clone()
             .or_else(|| cfg.python_executable.clone()),
+        python_env: super::PythonEnvConfig::from_tables(
+            cfg.python_runtime.as_ref(),
+            cfg.python_packages.as_ref(),
+        )?,
         server_module: t
             .server_module
             .clone()
