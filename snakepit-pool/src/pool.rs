@@ -121,7 +121,8 @@ impl Pool {
         config.validate()?;
         let resilience = crate::resilience::stack_for(&config)?;
         let python =
-            snakepit_worker::python_env::ensure_python(config.python_executable.as_deref()).await?;
+            snakepit_worker::python_env::ensure_python_for(config.python_executable.as_deref(), &config.python_env)
+                .await?;
         let registry_dir = default_registry_dir();
         let swept = sweep_orphans(&registry_dir).await;
         if !swept.killed.is_empty() {
