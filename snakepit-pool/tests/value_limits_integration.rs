@@ -93,24 +93,26 @@ async fn results_nested_two_hundred_deep_come_back_as_json() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timeouts_report_the_duration_that_passed_and_streams_count_their_errors() {
     let pool = ready_pool(1, |_| {}).await;
-    let opts = CallOptions::default().with_timeout(Duration::from_millis(700));
-    let err = pool.execute("sleep", json!({"ms": 20_000}), opts.clone()).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
-    assert!(err.to_string().contains("after 700 ms"), "{err}");
-
+    let opts = CallOptions::default().with_timeout(Duration::from_millis(2_000));
     let before = pool.stats().errors;
     let mut chunks = pool
-        .execute_stream("stream_progress", json!({"steps": 100, "delay_ms": 200}), opts)
+        .execute_stream("stream_progress", json!({"steps": 100, "delay_ms": 200}), opts.clone())
         .await
         .unwrap();
+    let first = chunks.next().await.expect("a first chunk").unwrap();
+    assert_eq!(first.json.unwrap()["step"], 1);
     let mut last = None;
     while let Some(item) = chunks.next().await {
         last = Some(item);
     }
-    let err = last.expect("at least one item").unwrap_err();
+    let err = last.expect("more items").unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
-    assert!(err.to_string().contains("after 700 ms"), "{err}");
+    assert!(err.to_string().contains("after 2000 ms"), "{err}");
     assert_eq!(pool.stats().errors, before + 1, "the stream's error is counted");
+
+    let err = pool.execute("sleep", json!({"ms": 20_000}), opts).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+    assert!(err.to_string().contains("after 2000 ms"), "{err}");
     pool.shutdown().await;
 }
 

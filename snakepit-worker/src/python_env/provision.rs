@@ -301,8 +301,8 @@ async fn run_step(cmd: &mut Command, what: &str, timeout: Duration) -> Result<()
         Err(_) => {
             let _ = child.kill().await;
             Err(Error::pool(format!(
-                "could not {what}: it did not finish within {} s (python_packages.timeout_ms); its output:\n{}",
-                timeout.as_secs(),
+                "could not {what}: it did not finish within {} ms (python_packages.timeout_ms); its output:\n{}",
+                timeout.as_millis(),
                 output()
             )))
         }
