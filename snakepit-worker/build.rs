@@ -45,7 +45,11 @@ fn main() {
         for b in rel.bytes().chain([0]).chain(bytes) {
             hash = (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
         }
-        let _ = writeln!(table, "    ({rel:?}, include_bytes!({:?}) as &[u8]),", path.display().to_string());
+        let _ = writeln!(
+            table,
+            "    ({rel:?}, include_bytes!({:?}) as &[u8]),",
+            path.display().to_string()
+        );
     }
     table.push(']');
     let code = format!(

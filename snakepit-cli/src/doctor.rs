@@ -114,20 +114,36 @@ async fn check_python(pool: &PoolConfig, checks: &mut Vec<Check>) -> Option<Path
             return None;
         }
     }
-    let imports = run_python(&python, &["-c", "import grpc, google.protobuf, snakepit_bridge"]).await;
+    let imports = run_python(
+        &python,
+        &["-c", "import grpc, google.protobuf, snakepit_bridge"],
+    )
+    .await;
     let bridge = format!("pool '{}' snakepit_bridge", pool.name);
     match imports {
-        Ok((true, _)) => checks.push(Check::new(bridge, Status::Ok, "grpc, protobuf and snakepit_bridge import")),
+        Ok((true, _)) => checks.push(Check::new(
+            bridge,
+            Status::Ok,
+            "grpc, protobuf and snakepit_bridge import",
+        )),
         Ok((false, e)) | Err(e) => {
             checks.push(Check::new(
                 bridge,
                 Status::Error,
-                format!("imports fail: {e} (run `snakepit setup`, or install snakepit-bridge into {})", python.display()),
+                format!(
+                    "imports fail: {e} (run `snakepit setup`, or install snakepit-bridge into {})",
+                    python.display()
+                ),
             ));
             return None;
         }
     }
-    let missing = python_env::missing_packages(&python, &pool.python_env.packages, pool.python_env.install_timeout).await;
+    let missing = python_env::missing_packages(
+        &python,
+        &pool.python_env.packages,
+        pool.python_env.install_timeout,
+    )
+    .await;
     if !pool.python_env.packages.is_empty() {
         checks.push(match missing {
             Ok(m) if m.is_empty() => Check::new(
@@ -138,9 +154,18 @@ async fn check_python(pool: &PoolConfig, checks: &mut Vec<Check>) -> Option<Path
             Ok(m) => Check::new(
                 format!("pool '{}' python_packages", pool.name),
                 Status::Error,
-                format!("missing {} (`snakepit setup`, or `{} -m pip install {}`)", m.join(", "), python.display(), m.join(" ")),
+                format!(
+                    "missing {} (`snakepit setup`, or `{} -m pip install {}`)",
+                    m.join(", "),
+                    python.display(),
+                    m.join(" ")
+                ),
             ),
-            Err(e) => Check::new(format!("pool '{}' python_packages", pool.name), Status::Error, e.to_string()),
+            Err(e) => Check::new(
+                format!("pool '{}' python_packages", pool.name),
+                Status::Error,
+                e.to_string(),
+            ),
         });
     }
     Some(python)

@@ -3,7 +3,9 @@
 use std::io::Read;
 
 use serde_json::Value;
-use snakepit_core::json_limits::{dispose_value, parse_json_within, JsonTextError, MAX_VALUE_DEPTH};
+use snakepit_core::json_limits::{
+    dispose_value, parse_json_within, JsonTextError, MAX_VALUE_DEPTH,
+};
 
 use crate::CliError;
 

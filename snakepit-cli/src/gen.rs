@@ -125,7 +125,15 @@ mod tests {
 
     #[test]
     fn keywords_and_standard_library_names_are_refused() {
-        for name in ["os", "json", "asyncio", "class", "None", "grpc", "snakepit_bridge"] {
+        for name in [
+            "os",
+            "json",
+            "asyncio",
+            "class",
+            "None",
+            "grpc",
+            "snakepit_bridge",
+        ] {
             let cmd = GenCommand::Adapter {
                 name: name.into(),
                 dir: PathBuf::from("/nonexistent-snakepit-gen"),

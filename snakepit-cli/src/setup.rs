@@ -54,12 +54,10 @@ pub(crate) async fn run(args: SetupArgs) -> Result<(), CliError> {
                 PythonSource::Owned(dir) => dir,
                 _ => {
                     // Not ours to change: check it, and say how to get one snakepit builds.
-                    let python = python_env::ensure_python_for(
-                        pool.python_executable.as_deref(),
-                        &settings,
-                    )
-                    .await
-                    .map_err(|e| CliError::from_core(&e))?;
+                    let python =
+                        python_env::ensure_python_for(pool.python_executable.as_deref(), &settings)
+                            .await
+                            .map_err(|e| CliError::from_core(&e))?;
                     eprintln!(
                         "snakepit: using {} ({}); nothing to build{}",
                         python.display(),

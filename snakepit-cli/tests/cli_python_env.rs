@@ -85,9 +85,8 @@ fn leftovers(dir: &Path) -> Vec<String> {
 
 /// The worktree's interpreter (bootstrapped for the integration tests).
 fn project_python() -> String {
-    std::env::var("SNAKEPIT_PYTHON").unwrap_or_else(|_| {
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv/bin/python").to_owned()
-    })
+    std::env::var("SNAKEPIT_PYTHON")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv/bin/python").to_owned())
 }
 
 #[test]
@@ -96,9 +95,15 @@ fn setup_then_exec_ping_work_from_an_empty_directory_with_only_the_binary() {
     let out = sb.run(&["setup"], &[]);
     assert!(out.status.success(), "setup failed: {}", stderr(&out));
     let python = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    assert!(python.starts_with(&sb.path("home").display().to_string()), "{python}");
+    assert!(
+        python.starts_with(&sb.path("home").display().to_string()),
+        "{python}"
+    );
     let progress = stderr(&out);
-    assert!(progress.contains("[1/4]") && progress.contains("[4/4]"), "{progress}");
+    assert!(
+        progress.contains("[1/4]") && progress.contains("[4/4]"),
+        "{progress}"
+    );
     assert!(leftovers(&sb.path("home/.local/share/snakepit/python")).is_empty());
 
     let out = sb.run(&["exec", "ping", "--pool-size", "1"], &[]);
@@ -124,7 +129,11 @@ fn a_failed_or_timed_out_setup_leaves_no_environment_behind() {
     );
     let out = sb.run(&["setup", "--config", &cfg], &[("SNAKEPIT_HOME", &home_s)]);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
-    assert!(stderr(&out).contains("did not finish within"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("did not finish within"),
+        "{}",
+        stderr(&out)
+    );
     let envs = home.join("python");
     let built: Vec<_> = std::fs::read_dir(&envs)
         .unwrap()
@@ -141,11 +150,17 @@ fn managed_runtime_without_uv_says_how_to_get_it() {
     let cfg = sb.write("managed.toml", "python_runtime = \"managed\"\n");
     let out = sb.run(
         &["exec", "ping", "--config", &cfg],
-        &[("PATH", &format!("{}:/usr/bin:/bin", sb.path("bin").display()))],
+        &[(
+            "PATH",
+            &format!("{}:/usr/bin:/bin", sb.path("bin").display()),
+        )],
     );
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     let text = stderr(&out);
-    assert!(text.contains("needs uv") && text.contains("python_runtime = \"venv\""), "{text}");
+    assert!(
+        text.contains("needs uv") && text.contains("python_runtime = \"venv\""),
+        "{text}"
+    );
 }
 
 #[test]
@@ -164,7 +179,12 @@ fn missing_python_packages_are_named_with_the_command_that_installs_them() {
     let text = stderr(&out);
     assert!(text.contains("'snakepit-no-such-package>=1'"), "{text}");
     assert!(!text.contains("'grpcio'"), "{text}");
-    assert!(text.contains(&format!("{python} -m pip install 'snakepit-no-such-package>=1'")), "{text}");
+    assert!(
+        text.contains(&format!(
+            "{python} -m pip install 'snakepit-no-such-package>=1'"
+        )),
+        "{text}"
+    );
 }
 
 #[test]
@@ -177,7 +197,10 @@ fn an_interpreter_that_exits_silently_is_named() {
     let out = sb.run(&["exec", "ping", "--config", &cfg], &[]);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     let text = stderr(&out);
-    assert!(text.contains("/bin/false") && text.contains("without output"), "{text}");
+    assert!(
+        text.contains("/bin/false") && text.contains("without output"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -201,7 +224,10 @@ fn doctor_starts_each_adapter_and_reports_initialize_failures_and_hangs() {
         ),
     );
     let python = project_python();
-    let out = sb.run(&["doctor", "--config", &cfg], &[("SNAKEPIT_PYTHON", &python)]);
+    let out = sb.run(
+        &["doctor", "--config", &cfg],
+        &[("SNAKEPIT_PYTHON", &python)],
+    );
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     let text = String::from_utf8_lossy(&out.stdout);
     let line = |needle: &str| {
@@ -212,10 +238,22 @@ fn doctor_starts_each_adapter_and_reports_initialize_failures_and_hangs() {
     };
     let raises = line("pool 'raises' adapter");
     assert!(raises.starts_with("[  error]"), "{text}");
-    assert!(text.contains("failed in initialize(): RuntimeError: no model file"), "{text}");
+    assert!(
+        text.contains("failed in initialize(): RuntimeError: no model file"),
+        "{text}"
+    );
     let hangs = line("pool 'hangs' adapter");
-    assert!(hangs.starts_with("[  error]") && hangs.contains("pool_startup_timeout"), "{text}");
-    assert!(line("pool 'fine' adapter").starts_with("[     ok]"), "{text}");
+    assert!(
+        hangs.starts_with("[  error]") && hangs.contains("pool_startup_timeout"),
+        "{text}"
+    );
+    assert!(
+        line("pool 'fine' adapter").starts_with("[     ok]"),
+        "{text}"
+    );
     let picked = line("pool 'fine' python");
-    assert!(picked.contains(&python) && picked.contains("SNAKEPIT_PYTHON is set"), "{text}");
+    assert!(
+        picked.contains(&python) && picked.contains("SNAKEPIT_PYTHON is set"),
+        "{text}"
+    );
 }

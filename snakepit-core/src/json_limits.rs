@@ -18,7 +18,9 @@ pub const MAX_VALUE_DEPTH: usize = 512;
 #[derive(Debug, thiserror::Error)]
 pub enum JsonTextError {
     /// The text nests deeper than the limit; it was not parsed.
-    #[error("JSON nests more than {limit} levels deep (the limit); flatten it or send it as bytes")]
+    #[error(
+        "JSON nests more than {limit} levels deep (the limit); flatten it or send it as bytes"
+    )]
     TooDeep {
         /// The limit that was exceeded.
         limit: usize,

@@ -14,4 +14,4 @@ mod payload;
 
 pub use error::{BoxError, Error, ErrorKind, PythonException, Result};
 pub use ids::{RunId, SessionId, WorkerId};
-pub use payload::{CallOptions, MAX_CALL_TIMEOUT, Chunk, ChunkStream, Payload, ToolCall};
+pub use payload::{CallOptions, Chunk, ChunkStream, Payload, ToolCall, MAX_CALL_TIMEOUT};

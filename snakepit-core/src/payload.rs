@@ -237,7 +237,10 @@ mod tests {
         assert!(ok.is_ok());
         let err = ToolCall::new("echo", args_with_x(nested(100_000))).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Validation);
-        assert!(err.to_string().contains("argument 'x' nests 100000 levels"), "{err}");
+        assert!(
+            err.to_string().contains("argument 'x' nests 100000 levels"),
+            "{err}"
+        );
         let err = ToolCall::new("echo", nested(100_000)).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Validation);
     }

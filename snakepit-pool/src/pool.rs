@@ -120,9 +120,11 @@ impl Pool {
     ) -> Result<Self, Error> {
         config.validate()?;
         let resilience = crate::resilience::stack_for(&config)?;
-        let python =
-            snakepit_worker::python_env::ensure_python_for(config.python_executable.as_deref(), &config.python_env)
-                .await?;
+        let python = snakepit_worker::python_env::ensure_python_for(
+            config.python_executable.as_deref(),
+            &config.python_env,
+        )
+        .await?;
         let registry_dir = default_registry_dir();
         let swept = sweep_orphans(&registry_dir).await;
         if !swept.killed.is_empty() {
@@ -297,18 +299,17 @@ impl Pool {
             call.deadline = Some(timeout);
             let deadline = tokio::time::Instant::now() + timeout;
             let tool = call.tool.clone();
-            let inner = match tokio::time::timeout_at(deadline, lease.worker.execute_stream(call))
-                .await
-            {
-                Ok(r) => r?,
-                Err(_) => {
-                    lease.retire_after_timeout();
-                    return Err(Error::timeout(
-                        format!("stream '{tool}' on worker {}", lease.id),
-                        timeout,
-                    ));
-                }
-            };
+            let inner =
+                match tokio::time::timeout_at(deadline, lease.worker.execute_stream(call)).await {
+                    Ok(r) => r?,
+                    Err(_) => {
+                        lease.retire_after_timeout();
+                        return Err(Error::timeout(
+                            format!("stream '{tool}' on worker {}", lease.id),
+                            timeout,
+                        ));
+                    }
+                };
             Ok(Box::pin(LeasedStream::new(
                 inner,
                 lease,

@@ -46,18 +46,30 @@ async fn deep_parameters_are_a_validation_error_and_the_pool_keeps_serving() {
     let pool = ready_pool(1, |_| {}).await;
     for depth in [MAX_VALUE_DEPTH + 1, 10_000, 100_000] {
         let err = pool
-            .execute("echo", args_x(nested(depth, 0b1010)), CallOptions::default())
+            .execute(
+                "echo",
+                args_x(nested(depth, 0b1010)),
+                CallOptions::default(),
+            )
             .await
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Validation, "{err}");
-        assert!(err.to_string().contains(&format!("argument 'x' nests {depth} levels")), "{err}");
+        assert!(
+            err.to_string()
+                .contains(&format!("argument 'x' nests {depth} levels")),
+            "{err}"
+        );
         // A call assembled field by field is checked at the pool's edge too.
         let mut call = ToolCall::new("echo", json!({})).unwrap();
         call.args.insert("deep".into(), nested(depth, 0));
         let err = pool.execute_call(call).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Validation, "{err}");
         let err = match pool
-            .execute_stream("stream_progress", args_x(nested(depth, 1)), CallOptions::default())
+            .execute_stream(
+                "stream_progress",
+                args_x(nested(depth, 1)),
+                CallOptions::default(),
+            )
             .await
         {
             Ok(_) => panic!("a too-deep stream call was accepted"),
@@ -81,7 +93,11 @@ async fn results_nested_two_hundred_deep_come_back_as_json() {
     assert_eq!(result.json["x"], sent);
     // A result deeper than the limit is a typed error naming the result, not a string.
     let err = pool
-        .execute("echo", args_x(nested(MAX_VALUE_DEPTH, 0)), CallOptions::default())
+        .execute(
+            "echo",
+            args_x(nested(MAX_VALUE_DEPTH, 0)),
+            CallOptions::default(),
+        )
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Validation, "{err}");
@@ -96,7 +112,11 @@ async fn timeouts_report_the_duration_that_passed_and_streams_count_their_errors
     let opts = CallOptions::default().with_timeout(Duration::from_millis(2_000));
     let before = pool.stats().errors;
     let mut chunks = pool
-        .execute_stream("stream_progress", json!({"steps": 100, "delay_ms": 200}), opts.clone())
+        .execute_stream(
+            "stream_progress",
+            json!({"steps": 100, "delay_ms": 200}),
+            opts.clone(),
+        )
         .await
         .unwrap();
     let first = chunks.next().await.expect("a first chunk").unwrap();
@@ -108,9 +128,16 @@ async fn timeouts_report_the_duration_that_passed_and_streams_count_their_errors
     let err = last.expect("more items").unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
     assert!(err.to_string().contains("after 2000 ms"), "{err}");
-    assert_eq!(pool.stats().errors, before + 1, "the stream's error is counted");
+    assert_eq!(
+        pool.stats().errors,
+        before + 1,
+        "the stream's error is counted"
+    );
 
-    let err = pool.execute("sleep", json!({"ms": 20_000}), opts).await.unwrap_err();
+    let err = pool
+        .execute("sleep", json!({"ms": 20_000}), opts)
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
     assert!(err.to_string().contains("after 2000 ms"), "{err}");
     pool.shutdown().await;
@@ -169,7 +196,10 @@ async fn random_depths_and_durations_end_in_a_result_or_a_typed_error() {
         let expected = (case.depth <= 300).then(|| sent.clone());
         match pool.execute("echo", args_x(sent), opts).await {
             Ok(payload) => {
-                assert!(timeout_ok && case.depth < MAX_VALUE_DEPTH, "{case:?} accepted");
+                assert!(
+                    timeout_ok && case.depth < MAX_VALUE_DEPTH,
+                    "{case:?} accepted"
+                );
                 if let Some(v) = expected {
                     assert_eq!(payload.json["x"], v, "{case:?}");
                 }

@@ -335,9 +335,9 @@ impl BridgeService for BridgeServer {
             .parameters
             .iter()
             .map(|(k, v)| {
-                wire::decode_value(v).map(|v| (k.clone(), v)).map_err(|e| {
-                    format!("argument '{k}' of host tool '{}': {e}", req.tool_name)
-                })
+                wire::decode_value(v)
+                    .map(|v| (k.clone(), v))
+                    .map_err(|e| format!("argument '{k}' of host tool '{}': {e}", req.tool_name))
             })
             .collect();
         let args = match args {

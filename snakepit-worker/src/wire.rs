@@ -283,13 +283,19 @@ mod tests {
     #[test]
     fn statuses_map_by_code() {
         let s = tonic::Status::unavailable("gone");
-        assert_eq!(status_to_error("w", "t", &s, None).kind(), ErrorKind::Transport);
+        assert_eq!(
+            status_to_error("w", "t", &s, None).kind(),
+            ErrorKind::Transport
+        );
         let s = tonic::Status::internal(r#"{"type":"RuntimeError","message":"mid-stream"}"#);
         assert_eq!(
             status_to_error("w", "t", &s, None).kind(),
             ErrorKind::PythonException
         );
         let s = tonic::Status::deadline_exceeded("late");
-        assert_eq!(status_to_error("w", "t", &s, None).kind(), ErrorKind::Timeout);
+        assert_eq!(
+            status_to_error("w", "t", &s, None).kind(),
+            ErrorKind::Timeout
+        );
     }
 }

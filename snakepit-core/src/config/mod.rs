@@ -18,13 +18,13 @@ use serde::Deserialize;
 
 pub use error::ConfigError;
 pub use gpu_profiler::{GpuProfilerSettings, GpuProfilerTable, DEFAULT_GPU_PROFILER_INTERVAL};
-pub use python::{
-    requirement_name, PythonEnvConfig, PythonInstaller, PythonPackagesTable, PythonRuntime,
-    PythonRuntimeTable,
-};
 pub use pool::{
     HeartbeatConfig, PoolConfig, WorkerLifetime, WorkerMaxRequests, WorkerProfile, DEFAULT_ADAPTER,
     DEFAULT_SERVER_MODULE,
+};
+pub use python::{
+    requirement_name, PythonEnvConfig, PythonInstaller, PythonPackagesTable, PythonRuntime,
+    PythonRuntimeTable,
 };
 
 /// The configuration used when no file is given: one pool running the bundled showcase adapter.

@@ -335,7 +335,10 @@ impl PoolConfig {
         }
         for (k, d) in [
             ("startup_batch_delay_ms", self.startup_batch_delay),
-            ("graceful_shutdown_timeout_ms", self.graceful_shutdown_timeout),
+            (
+                "graceful_shutdown_timeout_ms",
+                self.graceful_shutdown_timeout,
+            ),
             ("heartbeat.ping_interval_ms", self.heartbeat.ping_interval),
             ("heartbeat.timeout_ms", self.heartbeat.timeout),
             ("heartbeat.initial_delay_ms", self.heartbeat.initial_delay),

@@ -233,7 +233,8 @@ fn durations_beyond_thirty_days_are_refused_with_the_key() {
 #[test]
 fn python_runtime_and_packages_take_both_forms() {
     use super::{PythonInstaller, PythonRuntime};
-    let p = &pools("python_runtime = \"managed\"\npython_packages = [\"numpy>=1.26\"]\n").unwrap()[0];
+    let p =
+        &pools("python_runtime = \"managed\"\npython_packages = [\"numpy>=1.26\"]\n").unwrap()[0];
     assert_eq!(p.python_env.runtime, PythonRuntime::Managed);
     assert_eq!(p.python_env.packages, vec!["numpy>=1.26".to_owned()]);
     let text = "python_runtime = { strategy = \"system\", version = \"3.12\" }\n\
@@ -242,9 +243,15 @@ fn python_runtime_and_packages_take_both_forms() {
     assert_eq!(p.python_env.runtime, PythonRuntime::System);
     assert_eq!(p.python_env.version.as_deref(), Some("3.12"));
     assert_eq!(p.python_env.installer, Some(PythonInstaller::Uv));
-    assert_eq!(p.python_env.install_timeout, std::time::Duration::from_secs(5));
+    assert_eq!(
+        p.python_env.install_timeout,
+        std::time::Duration::from_secs(5)
+    );
     assert!(pools("python_runtime = \"conda\"\n").is_err());
     let err = pools("python_packages = [\">=1\"]\n").unwrap_err();
     assert!(err.to_string().contains("python_packages"), "{err}");
-    assert_eq!(super::requirement_name("numpy[extra]>=1.26; python_version>'3'"), "numpy");
+    assert_eq!(
+        super::requirement_name("numpy[extra]>=1.26; python_version>'3'"),
+        "numpy"
+    );
 }

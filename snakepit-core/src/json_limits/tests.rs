@@ -53,10 +53,21 @@ fn values_at_the_limit_survive_serde_on_a_small_stack() {
 fn deeper_text_is_refused_before_parsing() {
     let text = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
     let err = parse_json_limited(text.as_bytes()).unwrap_err();
-    assert!(matches!(err, JsonTextError::TooDeep { limit: MAX_VALUE_DEPTH }), "{err}");
+    assert!(
+        matches!(
+            err,
+            JsonTextError::TooDeep {
+                limit: MAX_VALUE_DEPTH
+            }
+        ),
+        "{err}"
+    );
     assert!(!err.to_string().contains("[["), "{err}");
     let at_200 = format!("{}{}", "[".repeat(200), "]".repeat(200));
-    assert_eq!(value_depth(&parse_json_limited(at_200.as_bytes()).unwrap()), 200);
+    assert_eq!(
+        value_depth(&parse_json_limited(at_200.as_bytes()).unwrap()),
+        200
+    );
     assert!(matches!(
         parse_json_limited(b"[1,"),
         Err(JsonTextError::Syntax(_))

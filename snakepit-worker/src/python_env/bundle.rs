@@ -51,7 +51,10 @@ mod tests {
         assert!(dir.path().join("pyproject.toml").is_file());
         assert!(dir.path().join("src/snakepit_bridge/server.py").is_file());
         assert!(!BRIDGE_FILES.iter().any(|(n, _)| n.contains("__pycache__")));
-        assert!(bridge_version().chars().next().is_some_and(|c| c.is_ascii_digit()));
+        assert!(bridge_version()
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_digit()));
         assert_eq!(bridge_hash().len(), 8);
     }
 }

@@ -89,7 +89,11 @@ impl ResolveContext {
 
 /// snakepit's data folder: `SNAKEPIT_HOME`, else `$XDG_DATA_HOME/snakepit`, else `~/.local/share/snakepit`.
 pub fn snakepit_home() -> Option<PathBuf> {
-    let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let var = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
     var(HOME_ENV_VAR)
         .or_else(|| var("XDG_DATA_HOME").map(|d| d.join("snakepit")))
         .or_else(|| var("HOME").map(|h| h.join(".local/share/snakepit")))
@@ -150,7 +154,12 @@ pub fn resolve(
         skipped,
     };
     if let Some(p) = &ctx.python_env_var {
-        return pick(p.clone(), PythonSource::EnvVar, "SNAKEPIT_PYTHON is set", vec![]);
+        return pick(
+            p.clone(),
+            PythonSource::EnvVar,
+            "SNAKEPIT_PYTHON is set",
+            vec![],
+        );
     }
     if let Some(p) = configured {
         let reason = "python_executable is configured";
@@ -199,10 +208,16 @@ pub fn resolve(
                 "snakepit's own environment (python_runtime = \"{}\"; built on first use or by `snakepit setup`)",
                 settings.runtime.as_str()
             );
-            pick(venv_python(&dir), PythonSource::Owned(dir), &reason, skipped)
+            pick(
+                venv_python(&dir),
+                PythonSource::Owned(dir),
+                &reason,
+                skipped,
+            )
         }
         None => {
-            skipped.push("snakepit's own environment: neither SNAKEPIT_HOME nor HOME is set".into());
+            skipped
+                .push("snakepit's own environment: neither SNAKEPIT_HOME nor HOME is set".into());
             let reason = "no environment found: python3 from PATH";
             pick("python3".into(), PythonSource::System, reason, skipped)
         }

@@ -51,7 +51,12 @@ pub async fn missing_packages(
         .kill_on_drop(true)
         .output();
     let out = match tokio::time::timeout(timeout, run).await {
-        Err(_) => return Err(Error::timeout(format!("checking python_packages with {}", python.display()), timeout)),
+        Err(_) => {
+            return Err(Error::timeout(
+                format!("checking python_packages with {}", python.display()),
+                timeout,
+            ))
+        }
         Ok(Err(e)) => {
             return Err(Error::pool(format!(
                 "cannot run {} to check python_packages: {e}",

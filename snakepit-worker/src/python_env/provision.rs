@@ -57,8 +57,12 @@ impl SetupPlan {
 
     fn stamp(&self) -> String {
         match &self.bridge {
-            BridgeSource::Embedded => format!("snakepit-bridge {} {}\n", bridge_version(), bridge_hash()),
-            BridgeSource::Editable(path) => format!("snakepit-bridge editable {}\n", path.display()),
+            BridgeSource::Embedded => {
+                format!("snakepit-bridge {} {}\n", bridge_version(), bridge_hash())
+            }
+            BridgeSource::Editable(path) => {
+                format!("snakepit-bridge editable {}\n", path.display())
+            }
         }
     }
 
@@ -101,18 +105,39 @@ pub async fn setup_env(plan: &SetupPlan) -> Result<PathBuf, Error> {
         .map_err(|e| Error::pool(format!("cannot create {}: {e}", parent.display())))?;
     let _lock = lock(&parent.join(format!(".{name}.lock"))).await?;
     let python = venv_python(dir);
-    let complete = std::fs::read_to_string(dir.join(STAMP_FILE)).ok().as_deref()
+    let complete = std::fs::read_to_string(dir.join(STAMP_FILE))
+        .ok()
+        .as_deref()
         == Some(plan.stamp().as_str())
         && python.is_file();
     if !(complete && plan.mode == SetupMode::IfNeeded) {
         build(plan, &parent, &name).await?;
     }
-    let missing = missing_packages(&python, &plan.settings.packages, plan.settings.install_timeout).await?;
+    let missing = missing_packages(
+        &python,
+        &plan.settings.packages,
+        plan.settings.install_timeout,
+    )
+    .await?;
     if !missing.is_empty() {
         let started = Instant::now();
-        progress(1, 1, started, &format!("installing python_packages {} into {}", missing.join(", "), dir.display()));
+        progress(
+            1,
+            1,
+            started,
+            &format!(
+                "installing python_packages {} into {}",
+                missing.join(", "),
+                dir.display()
+            ),
+        );
         install(plan, &python, &missing, "install python_packages").await?;
-        let still = missing_packages(&python, &plan.settings.packages, plan.settings.install_timeout).await?;
+        let still = missing_packages(
+            &python,
+            &plan.settings.packages,
+            plan.settings.install_timeout,
+        )
+        .await?;
         if !still.is_empty() {
             return Err(Error::pool(format!(
                 "after installing, {} still lacks {} (python_packages); check the requirement names",
@@ -156,7 +181,10 @@ async fn build(plan: &SetupPlan, parent: &Path, name: &str) -> Result<(), Error>
     // Leftovers of builds that were interrupted (we hold the lock, so none is running).
     if let Ok(entries) = std::fs::read_dir(parent) {
         for e in entries.flatten() {
-            if e.file_name().to_string_lossy().starts_with(&format!(".{name}.tmp-")) {
+            if e.file_name()
+                .to_string_lossy()
+                .starts_with(&format!(".{name}.tmp-"))
+            {
                 let _ = std::fs::remove_dir_all(e.path());
             }
         }
@@ -165,7 +193,15 @@ async fn build(plan: &SetupPlan, parent: &Path, name: &str) -> Result<(), Error>
     let mut guard = RemoveOnDrop(Some(tmp.clone()));
     let uv = plan.uses_uv();
     let creator = if uv { "uv venv" } else { "python -m venv" };
-    progress(1, total, started, &format!("creating a Python environment for {} ({creator})", plan.dir.display()));
+    progress(
+        1,
+        total,
+        started,
+        &format!(
+            "creating a Python environment for {} ({creator})",
+            plan.dir.display()
+        ),
+    );
     let mut create = if uv {
         let mut c = Command::new(uv_binary(plan)?);
         c.arg("venv").arg("--quiet");
@@ -183,28 +219,57 @@ async fn build(plan: &SetupPlan, parent: &Path, name: &str) -> Result<(), Error>
         c.arg("-m").arg("venv").arg(&tmp);
         c
     };
-    run_step(&mut create, "create the environment", plan.settings.install_timeout).await?;
+    run_step(
+        &mut create,
+        "create the environment",
+        plan.settings.install_timeout,
+    )
+    .await?;
     let python = venv_python(&tmp);
 
-    let source = tempfile::tempdir().map_err(|e| Error::pool(format!("cannot create a temporary folder: {e}")))?;
+    let source = tempfile::tempdir()
+        .map_err(|e| Error::pool(format!("cannot create a temporary folder: {e}")))?;
     let target = match &plan.bridge {
         BridgeSource::Embedded => {
             let n = bundle::write_bridge(source.path())?;
-            progress(2, total, started, &format!("unpacked snakepit-bridge {} ({n} files) from this binary", bridge_version()));
+            progress(
+                2,
+                total,
+                started,
+                &format!(
+                    "unpacked snakepit-bridge {} ({n} files) from this binary",
+                    bridge_version()
+                ),
+            );
             vec![source.path().display().to_string()]
         }
         BridgeSource::Editable(path) => {
-            progress(2, total, started, &format!("using the checkout's bridge package {}", path.display()));
+            progress(
+                2,
+                total,
+                started,
+                &format!("using the checkout's bridge package {}", path.display()),
+            );
             vec!["-e".to_owned(), format!("{}[dev]", path.display())]
         }
     };
-    progress(3, total, started, "installing snakepit-bridge and its dependencies (grpcio, protobuf) ...");
+    progress(
+        3,
+        total,
+        started,
+        "installing snakepit-bridge and its dependencies (grpcio, protobuf) ...",
+    );
     let mut reqs = target;
     reqs.extend(plan.settings.packages.iter().cloned());
     install(plan, &python, &reqs, "install snakepit-bridge").await?;
     let mut probe = Command::new(&python);
     probe.args(["-c", "import snakepit_bridge, grpc, google.protobuf"]);
-    run_step(&mut probe, "import snakepit_bridge in the new environment", plan.settings.install_timeout).await?;
+    run_step(
+        &mut probe,
+        "import snakepit_bridge in the new environment",
+        plan.settings.install_timeout,
+    )
+    .await?;
     std::fs::write(tmp.join(STAMP_FILE), plan.stamp())
         .map_err(|e| Error::pool(format!("cannot write the environment's stamp: {e}")))?;
     relocate_scripts(&tmp, &plan.dir);
@@ -212,14 +277,30 @@ async fn build(plan: &SetupPlan, parent: &Path, name: &str) -> Result<(), Error>
     // Swap into place: the old environment (if any) moves aside first, then goes.
     let old = parent.join(format!(".{name}.tmp-old-{}", std::process::id()));
     if plan.dir.exists() {
-        std::fs::rename(&plan.dir, &old)
-            .map_err(|e| Error::pool(format!("cannot move the old {} aside: {e}", plan.dir.display())))?;
+        std::fs::rename(&plan.dir, &old).map_err(|e| {
+            Error::pool(format!(
+                "cannot move the old {} aside: {e}",
+                plan.dir.display()
+            ))
+        })?;
     }
-    std::fs::rename(&tmp, &plan.dir)
-        .map_err(|e| Error::pool(format!("cannot move the new environment to {}: {e}", plan.dir.display())))?;
+    std::fs::rename(&tmp, &plan.dir).map_err(|e| {
+        Error::pool(format!(
+            "cannot move the new environment to {}: {e}",
+            plan.dir.display()
+        ))
+    })?;
     guard.0 = None;
     let _ = std::fs::remove_dir_all(&old);
-    progress(4, total, started, &format!("Python environment ready: {}", venv_python(&plan.dir).display()));
+    progress(
+        4,
+        total,
+        started,
+        &format!(
+            "Python environment ready: {}",
+            venv_python(&plan.dir).display()
+        ),
+    );
     Ok(())
 }
 
@@ -242,28 +323,55 @@ fn uv_binary(plan: &SetupPlan) -> Result<PathBuf, Error> {
 }
 
 /// Installs `requirements` (pip arguments) into the environment of `python`.
-async fn install(plan: &SetupPlan, python: &Path, requirements: &[String], what: &str) -> Result<(), Error> {
+async fn install(
+    plan: &SetupPlan,
+    python: &Path,
+    requirements: &[String],
+    what: &str,
+) -> Result<(), Error> {
     let mut cmd = if plan.uses_uv() {
         let mut c = Command::new(uv_binary(plan)?);
         c.args(["pip", "install", "--python"]).arg(python);
         c
     } else {
         let mut c = Command::new(python);
-        c.args(["-m", "pip", "install", "--disable-pip-version-check", "--progress-bar", "off"]);
+        c.args([
+            "-m",
+            "pip",
+            "install",
+            "--disable-pip-version-check",
+            "--progress-bar",
+            "off",
+        ]);
         c
     };
     cmd.args(requirements);
-    run_step(&mut cmd, what, plan.settings.install_timeout).await.map_err(|e| {
-        let shown: Vec<String> = requirements.iter().map(|r| quoted(r)).collect();
-        Error::pool(format!("{e}\n(to retry by hand: {} -m pip install {})", python.display(), shown.join(" ")))
-    })
+    run_step(&mut cmd, what, plan.settings.install_timeout)
+        .await
+        .map_err(|e| {
+            let shown: Vec<String> = requirements.iter().map(|r| quoted(r)).collect();
+            Error::pool(format!(
+                "{e}\n(to retry by hand: {} -m pip install {})",
+                python.display(),
+                shown.join(" ")
+            ))
+        })
 }
 
 /// Lines of a step's output worth showing as progress.
 fn is_progress_line(line: &str) -> bool {
-    ["Collecting", "Downloading", "Installing", "Successfully", "Building", "Resolved", "Installed", "Prepared"]
-        .iter()
-        .any(|p| line.trim_start().starts_with(p))
+    [
+        "Collecting",
+        "Downloading",
+        "Installing",
+        "Successfully",
+        "Building",
+        "Resolved",
+        "Installed",
+        "Prepared",
+    ]
+    .iter()
+    .any(|p| line.trim_start().starts_with(p))
 }
 
 /// Runs one step, echoing its progress lines; on failure or timeout, the error carries its output.
@@ -276,12 +384,20 @@ async fn run_step(cmd: &mut Command, what: &str, timeout: Duration) -> Result<()
         .spawn()
         .map_err(|e| {
             let program = cmd.as_std().get_program().to_string_lossy().into_owned();
-            Error::pool(format!("cannot {what}: cannot run {program}: {e} (is it installed and on PATH?)"))
+            Error::pool(format!(
+                "cannot {what}: cannot run {program}: {e} (is it installed and on PATH?)"
+            ))
         })?;
     let log = Arc::new(Mutex::new(Vec::<String>::new()));
     let readers = (
-        child.stdout.take().map(|s| tokio::spawn(collect_lines(s, log.clone()))),
-        child.stderr.take().map(|s| tokio::spawn(collect_lines(s, log.clone()))),
+        child
+            .stdout
+            .take()
+            .map(|s| tokio::spawn(collect_lines(s, log.clone()))),
+        child
+            .stderr
+            .take()
+            .map(|s| tokio::spawn(collect_lines(s, log.clone()))),
     );
     let status = tokio::time::timeout(timeout, child.wait()).await;
     for reader in [readers.0, readers.1].into_iter().flatten() {
@@ -308,7 +424,10 @@ async fn run_step(cmd: &mut Command, what: &str, timeout: Duration) -> Result<()
         }
         Ok(Err(e)) => Err(Error::pool(format!("could not {what}: {e}"))),
         Ok(Ok(s)) if s.success() => Ok(()),
-        Ok(Ok(s)) => Err(Error::pool(format!("could not {what} ({s}); its output:\n{}", output()))),
+        Ok(Ok(s)) => Err(Error::pool(format!(
+            "could not {what} ({s}); its output:\n{}",
+            output()
+        ))),
     }
 }
 

@@ -54,17 +54,26 @@ fn resolution_order_is_env_var_then_configured_then_runtime() {
     let configured = Path::new("/opt/py/bin/python3");
 
     let c = resolve(Some(configured), &settings, &ctx(&w, Some("/env/python")));
-    assert_eq!((c.python, c.source), (PathBuf::from("/env/python"), PythonSource::EnvVar));
+    assert_eq!(
+        (c.python, c.source),
+        (PathBuf::from("/env/python"), PythonSource::EnvVar)
+    );
 
     let c = resolve(Some(configured), &settings, &ctx(&w, None));
-    assert_eq!((c.python.as_path(), c.source), (configured, PythonSource::Configured));
+    assert_eq!(
+        (c.python.as_path(), c.source),
+        (configured, PythonSource::Configured)
+    );
 
     let system = PythonEnvConfig {
         runtime: PythonRuntime::System,
         ..PythonEnvConfig::default()
     };
     let c = resolve(None, &system, &ctx(&w, None));
-    assert_eq!((c.python, c.source), (PathBuf::from("python3"), PythonSource::System));
+    assert_eq!(
+        (c.python, c.source),
+        (PathBuf::from("python3"), PythonSource::System)
+    );
     assert!(c.reason.contains("system"), "{}", c.reason);
 }
 
