@@ -144,7 +144,12 @@ pub(crate) fn tool_error(tool: &str, message: &str) -> Error {
     let text = field("message");
     match exception_type.as_str() {
         "UnknownToolError" => Error::validation("tool name", text),
-        "InvalidArgumentsError" => Error::validation(format!("arguments of tool '{tool}'"), text),
+        "InvalidArgumentsError" => {
+            // Our workers' message repeats what the subject already says; keep it once.
+            let prefix = format!("invalid arguments for tool '{tool}': ");
+            let text = text.strip_prefix(&prefix).map(str::to_owned).unwrap_or(text);
+            Error::validation(format!("arguments of tool '{tool}'"), text)
+        }
         _ => {
             let traceback = match obj.get("traceback") {
                 Some(Value::String(s)) => s.clone(),
@@ -256,6 +261,17 @@ mod tests {
             value: b"hello".to_vec(),
         };
         assert_eq!(decode_value(&any).unwrap(), json!("hello"));
+    }
+
+    #[test]
+    fn argument_errors_say_their_prefix_once() {
+        let msg = json!({"type": "InvalidArgumentsError", "message": "invalid arguments for tool 't': argument 'a' must be int"}).to_string();
+        let err = tool_error("t", &msg);
+        assert_eq!(err.kind(), ErrorKind::Validation);
+        assert_eq!(
+            err.to_string(),
+            "invalid arguments of tool 't': argument 'a' must be int"
+        );
     }
 
     #[test]
