@@ -147,7 +147,10 @@ pub(crate) fn tool_error(tool: &str, message: &str) -> Error {
         "InvalidArgumentsError" => {
             // Our workers' message repeats what the subject already says; keep it once.
             let prefix = format!("invalid arguments for tool '{tool}': ");
-            let text = text.strip_prefix(&prefix).map(str::to_owned).unwrap_or(text);
+            let text = text
+                .strip_prefix(&prefix)
+                .map(str::to_owned)
+                .unwrap_or(text);
             Error::validation(format!("arguments of tool '{tool}'"), text)
         }
         _ => {
