@@ -257,3 +257,17 @@ fn doctor_starts_each_adapter_and_reports_initialize_failures_and_hangs() {
         "{text}"
     );
 }
+
+#[test]
+fn log_lines_carry_no_colour_codes_when_stderr_is_not_a_terminal() {
+    let sb = Sandbox::new();
+    let python = project_python();
+    let out = sb.run(
+        &["exec", "ping", "--pool-size", "1"],
+        &[("SNAKEPIT_PYTHON", &python), ("SNAKEPIT_LOG", "debug")],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stderr(&out);
+    assert!(text.contains("DEBUG"), "debug lines were logged: {text}");
+    assert!(!text.contains('\u{1b}'), "no ANSI escape codes: {text:?}");
+}
