@@ -49,7 +49,7 @@ def worker_env(tmp_path, extra_env=None):
     return env
 
 
-def start_worker(tmp_path, adapter=SHOWCASE, extra_env=None, args=(), listen=None):
+def start_worker(tmp_path, adapter=SHOWCASE, extra_env=None, args=(), listen=None, stdin=None):
     """Start `python -m snakepit_bridge.server` and wait for its ready file.
 
     `listen` is the argv that says where to listen (default: --address unix:<tmp>/w.sock).
@@ -60,6 +60,7 @@ def start_worker(tmp_path, adapter=SHOWCASE, extra_env=None, args=(), listen=Non
     proc = subprocess.Popen(
         [sys.executable, "-m", "snakepit_bridge.server", "--adapter", adapter, *listen, *args],
         env=worker_env(tmp_path, extra_env),
+        stdin=stdin,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )

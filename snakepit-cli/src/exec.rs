@@ -1,12 +1,14 @@
 //! `snakepit exec`: one tool call through a pool started for it.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
 use futures::StreamExt;
 use snakepit_core::config::SnakepitConfig;
 use snakepit_core::CallOptions;
+use snakepit_pool::script::{run_as_script, ScriptError, ScriptOptions};
 use snakepit_pool::Pool;
 
 use crate::CliError;
@@ -43,6 +45,8 @@ pub(crate) struct ExecArgs {
 /// The longest `--timeout-ms` (the core's `MAX_CALL_TIMEOUT`, 30 days).
 const MAX_TIMEOUT_MS: u64 = 2_592_000_000;
 
+/// Runs the call; SIGINT/SIGTERM stop the workers gracefully (a second signal kills them) and
+/// exit with 130/143 once the run directory is gone.
 pub(crate) async fn run(a: ExecArgs) -> Result<(), CliError> {
     let args = crate::exec_args::parse_args(&a.args)?;
     let config = match &a.config {
@@ -59,25 +63,33 @@ pub(crate) async fn run(a: ExecArgs) -> Result<(), CliError> {
     pool_config
         .validate()
         .map_err(|e| CliError::usage(e.to_string()))?;
-    let ready_timeout = pool_config.startup_timeout + Duration::from_secs(5);
-
-    let pool = Pool::start(pool_config)
-        .await
-        .map_err(|e| CliError::from_core(&e))?;
-    let result = call(&pool, &a, args, ready_timeout).await;
-    pool.shutdown().await;
-    result
+    let options = ScriptOptions {
+        timeout: pool_config.startup_timeout + Duration::from_secs(5),
+        // In-flight calls get the workers' graceful stop, then their groups are killed.
+        cleanup_timeout: pool_config.graceful_shutdown_timeout + Duration::from_secs(1),
+        handle_signals: true,
+    };
+    match run_as_script(pool_config, options, move |pool| call(pool, a, args)).await {
+        Ok(result) => result,
+        Err(ScriptError::Pool(e)) => Err(CliError::from_core(&e)),
+        Err(ScriptError::Interrupted { signal, forced }) => Err(CliError::signalled(
+            signal.exit_code(),
+            format!(
+                "stopped by {}; {}",
+                signal.name(),
+                if forced {
+                    "workers killed"
+                } else {
+                    "workers stopped gracefully"
+                }
+            ),
+        )),
+        Err(e @ ScriptError::Signals(_)) => Err(CliError::infra(e.to_string())),
+    }
 }
 
-async fn call(
-    pool: &Pool,
-    a: &ExecArgs,
-    args: serde_json::Value,
-    ready_timeout: Duration,
-) -> Result<(), CliError> {
-    pool.await_ready(ready_timeout)
-        .await
-        .map_err(|e| CliError::from_core(&e))?;
+/// The call itself; runs inside [`run_as_script`], which waited for the pool and cleans up.
+async fn call(pool: Arc<Pool>, a: ExecArgs, args: serde_json::Value) -> Result<(), CliError> {
     let mut opts = CallOptions::default();
     if let Some(s) = &a.session {
         opts = opts.with_session(s.as_str());

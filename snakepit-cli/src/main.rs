@@ -57,6 +57,14 @@ impl CliError {
         }
     }
 
+    /// A stop by a signal: `code` is 128 + the signal number (130 for SIGINT, 143 for SIGTERM).
+    pub(crate) fn signalled(code: u8, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+
     pub(crate) fn infra(message: impl Into<String>) -> Self {
         Self {
             code: EXIT_INFRA,

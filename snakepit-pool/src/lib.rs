@@ -20,6 +20,7 @@ mod pool;
 mod pool_set;
 mod resilience;
 mod scheduler;
+pub mod script;
 mod stats;
 mod stream;
 

@@ -33,6 +33,8 @@ pub(crate) struct Inner {
     pub(crate) scheduler: Mutex<Scheduler<Arc<PoolWorker>>>,
     pub(crate) counters: Counters,
     shutting_down: AtomicBool,
+    /// Set by [`Pool::kill`]: no replacements, no new calls (shutdown still drains).
+    killed: AtomicBool,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     /// The last worker start-up error, for error messages.
     last_start_error: Mutex<Option<String>>,
@@ -127,16 +129,21 @@ impl Pool {
         .await?;
         let registry_dir = default_registry_dir();
         let swept = sweep_orphans(&registry_dir).await;
-        if !swept.killed.is_empty() {
-            tracing::warn!(target: "snakepit::pool", killed = ?swept.killed, runs = ?swept.stale_runs, "killed worker processes left over by dead hosts");
+        if !swept.killed.is_empty() || !swept.reaped.is_empty() {
+            tracing::warn!(target: "snakepit::pool", killed = ?swept.killed, reaped = ?swept.reaped, runs = ?swept.stale_runs, "killed worker processes left over by dead hosts");
+        }
+        if !swept.removed_dirs.is_empty() {
+            tracing::info!(target: "snakepit::pool", dirs = ?swept.removed_dirs, "removed run directories of dead hosts");
         }
         let run = RunContext::new()?;
         let registry = ProcessRegistry::create(&registry_dir, run.run_id())?;
+        registry.record_run_dir(run.dir())?;
         let host_bridge = HostBridge::start(&run, host_tools).await?;
         let inner = Arc::new(Inner {
             scheduler: Mutex::new(Scheduler::new(config.max_queue_size)),
             counters: Counters::default(),
             shutting_down: AtomicBool::new(false),
+            killed: AtomicBool::new(false),
             tasks: Mutex::new(Vec::new()),
             last_start_error: Mutex::new(None),
             initial_round_done: watch::channel(false).0,
@@ -363,6 +370,13 @@ impl Pool {
             .cloned()
     }
 
+    /// Kills every worker's process group at once (SIGKILL), even while [`Pool::shutdown`] is
+    /// waiting out its grace period; no new calls are accepted. Returns the killed pids.
+    pub fn kill(&self) -> Vec<u32> {
+        self.inner.killed.store(true, Ordering::SeqCst);
+        self.inner.registry.kill_all()
+    }
+
     /// Stops every worker (SIGTERM, grace, SIGKILL) and returns once their processes are gone.
     ///
     /// Queued requests are answered with a pool error; calls in flight get up to
@@ -423,7 +437,7 @@ impl Inner {
     }
 
     pub(crate) fn is_shutting_down(&self) -> bool {
-        self.shutting_down.load(Ordering::SeqCst)
+        self.shutting_down.load(Ordering::SeqCst) || self.killed.load(Ordering::SeqCst)
     }
 
     fn stats(&self) -> PoolStats {

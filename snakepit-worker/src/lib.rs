@@ -19,6 +19,6 @@ mod wire;
 mod worker;
 
 pub use client::{unix_channel, WorkerAddress, WorkerClient};
-pub use process::ExitInfo;
+pub use process::{ExitInfo, HostSignal, HOST_PIPE_ENV_VAR};
 pub use run::RunContext;
-pub use worker::{Worker, WorkerSpec, TOKEN_ENV_VAR};
+pub use worker::{Worker, WorkerSpec, RUN_ID_ENV_VAR, TOKEN_ENV_VAR};

@@ -2,37 +2,91 @@
 
 use std::collections::VecDeque;
 use std::process::Stdio;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
-use tokio::process::Command;
+use tokio::process::{ChildStdin, Command};
 use tokio::sync::watch;
 
 /// Lines of stderr kept for error messages.
 const STDERR_TAIL_LINES: usize = 40;
+
+/// Why the host itself signalled a worker process, if it did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[repr(u8)]
+pub enum HostSignal {
+    /// The host sent nothing: the process ended on its own or someone else killed it.
+    #[default]
+    None = 0,
+    /// The host stopped the worker (shutdown, recycling): SIGTERM, grace, SIGKILL.
+    Stop = 1,
+    /// The host killed the worker at once (a timed-out call, an explicit kill).
+    Kill = 2,
+    /// The host killed the worker because it missed its heartbeats.
+    HeartbeatLost = 3,
+}
+
+impl HostSignal {
+    fn from_u8(v: u8) -> Self {
+        match v {
+            1 => Self::Stop,
+            2 => Self::Kill,
+            3 => Self::HeartbeatLost,
+            _ => Self::None,
+        }
+    }
+}
 
 /// How a worker process ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExitInfo {
     /// A readable description (`exit status: 1`, `signal: 9 (SIGKILL)`).
     pub description: String,
+    /// The exit code, when the process exited by itself.
+    pub code: Option<i32>,
+    /// The signal that ended the process, when one did.
+    pub signal: Option<i32>,
+    /// What the host had sent the process before it ended (the first reason wins).
+    pub host_signal: HostSignal,
 }
 
+impl ExitInfo {
+    fn unknown(description: impl Into<String>) -> Self {
+        Self {
+            description: description.into(),
+            code: None,
+            signal: None,
+            host_signal: HostSignal::None,
+        }
+    }
+}
+
+/// Environment variable telling the worker that its stdin is the host pipe (EOF = host gone).
+pub const HOST_PIPE_ENV_VAR: &str = "SNAKEPIT_HOST_PIPE";
+
 /// A spawned process that is killed (with its whole group) when dropped.
+///
+/// The process's stdin is a pipe whose write end only this handle holds (Rust opens pipes
+/// close-on-exec, so no other child inherits it). When the host dies, even by SIGKILL, the
+/// kernel closes that end and the worker reads end of file: it knows at once that its host is gone.
 #[derive(Debug)]
 pub(crate) struct WorkerProcess {
     pid: u32,
     exit: watch::Receiver<Option<ExitInfo>>,
     stderr_tail: Arc<Mutex<VecDeque<String>>>,
+    host_signal: Arc<AtomicU8>,
+    _host_pipe: Option<ChildStdin>,
 }
 
 impl WorkerProcess {
     /// Spawns `cmd` as the leader of a new process group, draining its stdout and stderr.
     pub(crate) fn spawn(mut cmd: Command, label: &str) -> std::io::Result<Self> {
-        cmd.stdin(Stdio::null())
+        cmd.stdin(Stdio::piped())
+            .env(HOST_PIPE_ENV_VAR, "stdin")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0)
@@ -41,6 +95,7 @@ impl WorkerProcess {
         let pid = child
             .id()
             .ok_or_else(|| std::io::Error::other("child exited before its pid was read"))?;
+        let host_pipe = child.stdin.take();
         let stderr_tail = Arc::new(Mutex::new(VecDeque::with_capacity(STDERR_TAIL_LINES)));
         if let Some(out) = child.stdout.take() {
             tokio::spawn(drain(out, label.to_owned(), "stdout", None));
@@ -54,19 +109,35 @@ impl WorkerProcess {
             ));
         }
         let (tx, exit) = watch::channel(None);
+        let host_signal = Arc::new(AtomicU8::new(HostSignal::None as u8));
+        let sent = host_signal.clone();
         // The waiter owns the child and ends when the process does (Drop of the handle kills it).
         tokio::spawn(async move {
-            let description = match child.wait().await {
+            let mut info = match child.wait().await {
                 Ok(status) => describe(status),
-                Err(e) => format!("wait failed: {e}"),
+                Err(e) => ExitInfo::unknown(format!("wait failed: {e}")),
             };
-            let _ = tx.send(Some(ExitInfo { description }));
+            info.host_signal = HostSignal::from_u8(sent.load(Ordering::SeqCst));
+            let _ = tx.send(Some(info));
         });
         Ok(Self {
             pid,
             exit,
             stderr_tail,
+            host_signal,
+            _host_pipe: host_pipe,
         })
+    }
+
+    /// Records why the host signals the process (the first reason sticks) and sends `signal`.
+    pub(crate) fn signal_for(&self, why: HostSignal, signal: Signal) {
+        let _ = self.host_signal.compare_exchange(
+            HostSignal::None as u8,
+            why as u8,
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        );
+        self.signal_group(signal);
     }
 
     pub(crate) fn pid(&self) -> u32 {
@@ -86,9 +157,10 @@ impl WorkerProcess {
                 return info;
             }
             if rx.changed().await.is_err() {
-                return rx.borrow().clone().unwrap_or(ExitInfo {
-                    description: "unknown exit".into(),
-                });
+                return rx
+                    .borrow()
+                    .clone()
+                    .unwrap_or_else(|| ExitInfo::unknown("unknown exit"));
             }
         }
     }
@@ -115,7 +187,7 @@ impl WorkerProcess {
             self.signal_group(Signal::SIGKILL);
             return info;
         }
-        self.signal_group(Signal::SIGTERM);
+        self.signal_for(HostSignal::Stop, Signal::SIGTERM);
         let info = match tokio::time::timeout(grace, self.exited()).await {
             Ok(info) => info,
             Err(_) => {
@@ -141,15 +213,21 @@ impl Drop for WorkerProcess {
     }
 }
 
-fn describe(status: std::process::ExitStatus) -> String {
+fn describe(status: std::process::ExitStatus) -> ExitInfo {
     use std::os::unix::process::ExitStatusExt;
-    match (status.code(), status.signal()) {
+    let description = match (status.code(), status.signal()) {
         (Some(code), _) => format!("exit status {code}"),
         (None, Some(sig)) => match Signal::try_from(sig) {
             Ok(s) => format!("killed by signal {sig} ({s})"),
             Err(_) => format!("killed by signal {sig}"),
         },
         _ => status.to_string(),
+    };
+    ExitInfo {
+        description,
+        code: status.code(),
+        signal: status.signal(),
+        host_signal: HostSignal::None,
     }
 }
 

@@ -4,6 +4,9 @@
 //! Each entry records the worker's pid, its start time (field 22 of `/proc/<pid>/stat`) and
 //! the run id. A process is only ever signalled when all three still match: same pid, same
 //! start time, and a command line that carries the run id. PID reuse cannot fool that.
+//! Processes a tool started inherit the worker's `SNAKEPIT_RUN_ID` environment variable; the
+//! sweep reaps those too (they may outlive their worker), proving ownership by that variable and
+//! the process's uid, and it removes the dead run's private directory.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -32,6 +35,9 @@ struct RunFile {
     host_pid: u32,
     host_start_time: u64,
     workers: BTreeMap<String, RegistryEntry>,
+    /// The run's private directory (sockets, ready files), removed when the host is found dead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    run_dir: Option<PathBuf>,
 }
 
 /// The registry file of the current run.
@@ -93,6 +99,7 @@ impl ProcessRegistry {
             host_pid,
             host_start_time: process_start_time(host_pid).unwrap_or(0),
             workers: BTreeMap::new(),
+            run_dir: None,
         };
         let registry = Self {
             path: dir.join(format!("{run_id}.json")),
@@ -138,12 +145,37 @@ impl ProcessRegistry {
         self.persist()
     }
 
+    /// Records the run's private directory, so a sweep after a host crash removes it.
+    pub fn record_run_dir(&self, run_dir: &Path) -> Result<(), Error> {
+        if let Ok(mut s) = self.state.lock() {
+            s.run_dir = Some(run_dir.to_path_buf());
+        }
+        self.persist()
+    }
+
     /// Forgets a worker whose process has ended.
     pub fn unregister(&self, worker_id: &str) -> Result<(), Error> {
         if let Ok(mut s) = self.state.lock() {
             s.workers.remove(worker_id);
         }
         self.persist()
+    }
+
+    /// SIGKILLs the process group of every recorded worker that is still the process recorded
+    /// (same pid and start time): the immediate stop after a second Ctrl-C. Returns the pids.
+    pub fn kill_all(&self) -> Vec<u32> {
+        let entries: Vec<RegistryEntry> = match self.state.lock() {
+            Ok(s) => s.workers.values().cloned().collect(),
+            Err(_) => Vec::new(),
+        };
+        let mut killed = Vec::new();
+        for e in entries {
+            if process_start_time(e.pid) == Some(e.start_time) {
+                let _ = killpg(Pid::from_raw(e.pid as i32), Signal::SIGKILL);
+                killed.push(e.pid);
+            }
+        }
+        killed
     }
 
     /// Returns the path of this run's file.
@@ -163,8 +195,12 @@ impl Drop for ProcessRegistry {
 pub struct SweepReport {
     /// Leftover worker processes of dead hosts that were killed.
     pub killed: Vec<u32>,
+    /// Processes started by tools of dead runs (they carried the run's id) that were killed.
+    pub reaped: Vec<u32>,
     /// Run files of dead hosts that were removed.
     pub stale_runs: Vec<String>,
+    /// Private run directories of dead hosts that were removed.
+    pub removed_dirs: Vec<PathBuf>,
 }
 
 /// Kills the workers of runs whose host is gone, then removes their run files.
@@ -218,11 +254,70 @@ pub async fn sweep_orphans(dir: &Path) -> SweepReport {
                 let _ = kill(Pid::from_raw(w.pid as i32), Signal::SIGKILL);
             }
         }
+        report.reaped.extend(reap_run_descendants(&run.run_id));
+        if let Some(run_dir) = run.run_dir.as_deref() {
+            if remove_run_dir(run_dir, &run.run_id) {
+                report.removed_dirs.push(run_dir.to_path_buf());
+            }
+        }
         report.killed.extend(ours);
         report.stale_runs.push(run.run_id);
         let _ = std::fs::remove_file(&path);
     }
     report
+}
+
+/// SIGKILLs every process of ours whose environment carries `SNAKEPIT_RUN_ID=<run_id>`: what
+/// the tools of a dead run started (in the worker's group or not). Returns their pids.
+///
+/// The run id is random and only our workers set it, and `/proc/<pid>/environ` is readable only
+/// for processes of our own uid, so a match proves the process is a leftover of that run.
+fn reap_run_descendants(run_id: &str) -> Vec<u32> {
+    let needle = format!("{}={run_id}", crate::worker::RUN_ID_ENV_VAR);
+    let me = std::process::id();
+    let mut reaped = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return reaped;
+    };
+    for entry in entries.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
+            continue;
+        };
+        if environ.split(|b| *b == 0).any(|v| v == needle.as_bytes()) {
+            let Some(start) = process_start_time(pid) else {
+                continue;
+            };
+            // Re-read the identity right before the signal, so a pid that died is not hit.
+            if process_start_time(pid) == Some(start) {
+                let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+                reaped.push(pid);
+            }
+        }
+    }
+    reaped
+}
+
+/// Removes a dead run's private directory, only if it is ours: a directory (not a link) owned
+/// by our uid whose name starts with `snakepit-<run_id>-`. Returns whether it was removed.
+fn remove_run_dir(dir: &Path, run_id: &str) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::symlink_metadata(dir) else {
+        return false;
+    };
+    let named_for_run = dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with(&format!("snakepit-{run_id}-")));
+    if !meta.is_dir() || meta.uid() != nix::unistd::getuid().as_raw() || !named_for_run {
+        return false;
+    }
+    std::fs::remove_dir_all(dir).is_ok()
 }
 
 #[cfg(test)]

@@ -13,11 +13,15 @@ use tokio::process::Command;
 use tokio::task::JoinHandle;
 
 use crate::client::{connect, ExitProbe, WorkerAddress, WorkerClient};
-use crate::process::{ExitInfo, WorkerProcess};
+use crate::process::{ExitInfo, HostSignal, WorkerProcess};
 use crate::run::RunContext;
 
 /// Environment variable carrying the run token to the worker (never the command line).
 pub const TOKEN_ENV_VAR: &str = "SNAKEPIT_AUTH_TOKEN";
+
+/// Environment variable carrying the run id; children a tool starts inherit it, which lets the
+/// orphan sweep prove that a leftover process belongs to a dead run.
+pub const RUN_ID_ENV_VAR: &str = "SNAKEPIT_RUN_ID";
 
 /// The thread-limit variables set to "1" for process-profile workers (merged under `adapter_env`).
 const THREAD_LIMIT_VARS: &[&str] = &[
@@ -91,6 +95,7 @@ impl WorkerSpec {
             .env("SNAKEPIT_OTEL_CONSOLE", "false")
             .env("SNAKEPIT_READY_FILE", ready_file)
             .env(TOKEN_ENV_VAR, run.token())
+            .env(RUN_ID_ENV_VAR, run.run_id().as_str())
             .env("SNAKEPIT_PROCESS_GROUP", "0")
             .env("SNAKEPIT_PARENT_PID", std::process::id().to_string())
             .env("SNAKEPIT_PYTHON", &self.python)
@@ -270,7 +275,7 @@ impl Worker {
 
     /// Kills the worker's process group at once (SIGKILL).
     pub fn kill(&self) {
-        self.process.signal_group(Signal::SIGKILL);
+        self.process.signal_for(HostSignal::Kill, Signal::SIGKILL);
     }
 
     /// Stops gracefully: SIGTERM, up to `graceful_shutdown_timeout` for Python to finish, then SIGKILL.
@@ -334,7 +339,7 @@ async fn heartbeat(client: WorkerClient, process: Arc<WorkerProcess>, cfg: Heart
                 if missed >= cfg.max_missed_heartbeats {
                     if cfg.dependent {
                         tracing::error!(target: "snakepit::heartbeat", worker = %client.worker_id(), "worker unresponsive; killing it");
-                        process.signal_group(Signal::SIGKILL);
+                        process.signal_for(HostSignal::HeartbeatLost, Signal::SIGKILL);
                         return;
                     }
                     missed = 0;

@@ -263,6 +263,16 @@ class BridgeServicer(pb_grpc.BridgeServiceServicer):
     async def CleanupSession(self, request, context):
         await self._authorize(context)
         removed = self.sessions.pop(request.session_id, None)
+        # The adapter's optional per-session hook: release what it kept for this session.
+        hook = getattr(self.adapter, "cleanup_session", None)
+        if callable(hook):
+            try:
+                result = hook(request.session_id)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception as exc:  # noqa: BLE001 - reported to the host, the worker stays up
+                log.warning("adapter cleanup_session(%r) failed: %s", request.session_id, exc)
+                return pb.CleanupSessionResponse(success=False, resources_cleaned=1 if removed else 0)
         return pb.CleanupSessionResponse(success=True, resources_cleaned=1 if removed else 0)
 
     async def GetSession(self, request, context):

@@ -180,6 +180,7 @@ async def serve(args: argparse.Namespace) -> int:
             os.setsid()
         except OSError:
             pass  # EPERM: already a group leader
+    _watch_host_pipe()
     adapter = await _start_adapter(args)
     threads = max(1, args.max_workers or 1) if args.mode == "threaded" else 1
     executor = concurrent.futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="snakepit-tool")
@@ -220,17 +221,51 @@ async def serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _host_gone(reason: str) -> None:
+    """The host is gone: nobody will read our answers. Kill our process group and exit now.
+
+    We are the group leader (the host starts us with ``process_group(0)``), so the group holds
+    exactly us and what our tools started (``subprocess`` children inherit it); SIGKILL to it
+    leaves nothing behind. When we are not a leader (started by hand), only we exit.
+    """
+    log.warning("%s; killing worker process group and exiting", reason)
+    try:
+        logging.shutdown()
+        sys.stderr.flush()
+    except Exception:  # noqa: BLE001 - nothing may stop the exit
+        pass
+    if os.getpgid(0) == os.getpid():
+        os.killpg(os.getpid(), signal.SIGKILL)
+    os._exit(1)
+
+
+def _watch_host_pipe() -> None:
+    """Block on stdin, the host's pipe (``SNAKEPIT_HOST_PIPE=stdin``): end of file means the host
+    process is gone (the kernel closed its end, even after a SIGKILL), so react at once."""
+    if os.environ.get("SNAKEPIT_HOST_PIPE") != "stdin":
+        return
+
+    def watch() -> None:
+        try:
+            while os.read(0, 4096):
+                pass  # the host never writes; anything read is ignored
+        except OSError:
+            pass
+        _host_gone("host pipe closed (the host process is gone)")
+
+    threading.Thread(target=watch, name="snakepit-host-pipe", daemon=True).start()
+
+
 async def _watch_parent(stop: asyncio.Event) -> None:
-    """Shut down when the host that started us is gone (we were re-parented)."""
+    """Exit when the host that started us is gone (we were re-parented): the fallback for
+    workers without the host pipe."""
     raw = os.environ.get("SNAKEPIT_PARENT_PID")
     if not raw or not raw.isdigit():
         return
     parent = int(raw)
     while not stop.is_set():
         if os.getppid() != parent:
-            log.warning("host process %d is gone; shutting down", parent)
-            stop.set()
-            return
+            _host_gone(f"host process {parent} is gone")
         await asyncio.sleep(0.5)
 
 
