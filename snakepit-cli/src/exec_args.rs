@@ -15,11 +15,11 @@ pub(crate) fn parse_args(spec: &str) -> Result<Value, CliError> {
     // The arguments object is one level around the values, which may nest MAX_VALUE_DEPTH.
     let value = parse_json_within(&text, MAX_VALUE_DEPTH + 1).map_err(|e| match e {
         JsonTextError::TooDeep { .. } => CliError::usage(format!(
-            "--args ({origin}) nests more than {} levels deep; values may nest at most {MAX_VALUE_DEPTH} levels inside the arguments object",
+            "--args nests more than {} levels deep ({origin}); values may nest at most {MAX_VALUE_DEPTH} levels inside the arguments object",
             MAX_VALUE_DEPTH + 1
         )),
         JsonTextError::Syntax(e) => {
-            CliError::usage(format!("--args ({origin}) is not valid JSON: {e}"))
+            CliError::usage(format!("--args is not valid JSON ({origin}): {e}"))
         }
     })?;
     let kind = match &value {
@@ -32,7 +32,7 @@ pub(crate) fn parse_args(spec: &str) -> Result<Value, CliError> {
     };
     dispose_value(value);
     Err(CliError::usage(format!(
-        "--args ({origin}) must be a JSON object of keyword arguments, got {kind} (e.g. --args '{{\"a\": 1}}')"
+        "--args must be a JSON object of keyword arguments, got {kind} ({origin}; e.g. --args '{{\"a\": 1}}')"
     )))
 }
 
