@@ -15,12 +15,15 @@
 //! # Ok(()) }
 //! ```
 
+mod builder;
+mod factory;
 mod lifecycle;
 mod pool;
 mod pool_set;
 mod resilience;
 mod scheduler;
 pub mod script;
+mod service;
 mod stats;
 mod stream;
 
@@ -32,6 +35,9 @@ struct PoolReadmeDoctests;
 #[doc = include_str!("../../README.md")]
 struct ProjectReadmeDoctests;
 
-pub use pool::Pool;
+pub use builder::PoolBuilder;
+pub use factory::{WorkerFactory, WorkerHandle};
+pub use pool::{Pool, PoolService};
 pub use pool_set::PoolSet;
+pub use service::{CallMode, WorkerCall, WorkerReply, WorkerService};
 pub use stats::{PoolStats, WorkerInfo};

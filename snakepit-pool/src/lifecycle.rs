@@ -6,13 +6,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use snakepit_core::{Error, Payload, ToolCall, WorkerId};
-use snakepit_resilience::{CircuitBreakerHandle, ResilienceService, ResilienceStack};
-use snakepit_worker::{Worker, WorkerClient};
+use snakepit_core::{Error, WorkerId};
+use snakepit_resilience::{CircuitBreakerHandle, CircuitState, ResilienceStack};
 use tokio::sync::Notify;
 use tower::ServiceExt;
 
+use crate::builder::UserLayer;
+use crate::factory::WorkerHandle;
 use crate::pool::Inner;
+use crate::service::{HandleService, WorkerService};
 
 /// Shortest interval between lifecycle checks.
 const MIN_CHECK_INTERVAL: Duration = Duration::from_millis(100);
@@ -38,12 +40,11 @@ impl RecycleReason {
     }
 }
 
-/// A worker as a member of a pool: the worker plus what the pool tracks about it.
-#[derive(Debug)]
+/// A worker as a member of a pool: its handle, its service, and what the pool tracks about it.
 pub(crate) struct PoolWorker {
-    worker: Worker,
-    /// The worker's client wrapped in the pool's resilience stack, when one is configured.
-    service: Option<ResilienceService<WorkerClient>>,
+    handle: Arc<dyn WorkerHandle>,
+    /// The worker's service: user layers, breaker, attempt timeout, then the worker.
+    pub(crate) service: WorkerService,
     /// The worker's circuit breaker, when the stack has one.
     pub(crate) breaker: Option<CircuitBreakerHandle>,
     /// Successful requests served (the seeds count only successes toward `worker_max_requests`).
@@ -54,27 +55,45 @@ pub(crate) struct PoolWorker {
     pub(crate) retiring: AtomicBool,
 }
 
-impl Deref for PoolWorker {
-    type Target = Worker;
+impl std::fmt::Debug for PoolWorker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PoolWorker")
+            .field("handle", &self.handle)
+            .field("breaker", &self.breaker.as_ref().map(|b| b.state()))
+            .finish_non_exhaustive()
+    }
+}
 
-    fn deref(&self) -> &Worker {
-        &self.worker
+impl Deref for PoolWorker {
+    type Target = dyn WorkerHandle;
+
+    fn deref(&self) -> &Self::Target {
+        &*self.handle
     }
 }
 
 impl PoolWorker {
-    pub(crate) fn new(worker: Worker, stack: Option<&ResilienceStack>) -> Self {
-        let (service, breaker) = match stack {
-            Some(stack) => {
-                let built = stack.build(Some(worker.id().as_str()), worker.client());
-                (Some(built.service), built.circuit_breaker)
-            }
-            None => (None, None),
-        };
+    /// Builds the worker's service once: `layers` (outermost first) around the stack's
+    /// breaker and attempt timeout around the handle.
+    pub(crate) fn new(
+        handle: Arc<dyn WorkerHandle>,
+        stack: &ResilienceStack,
+        layers: &[UserLayer],
+    ) -> Self {
+        let built = stack.build_worker(
+            Some(handle.id().as_str()),
+            HandleService {
+                handle: handle.clone(),
+            },
+        );
+        let mut service = WorkerService::new(built.service.map_err(Error::from_box));
+        for layer in layers.iter().rev() {
+            service = layer(service);
+        }
         Self {
-            worker,
+            handle,
             service,
-            breaker,
+            breaker: built.circuit_breaker,
             served: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
             idle: Notify::new(),
@@ -82,12 +101,12 @@ impl PoolWorker {
         }
     }
 
-    /// Runs one call through the resilience stack (or straight to the worker without one).
-    pub(crate) async fn call(&self, call: ToolCall) -> Result<Payload, Error> {
-        match &self.service {
-            Some(service) => service.clone().oneshot(call).await.map_err(Error::from_box),
-            None => self.worker.execute(call).await,
-        }
+    /// Returns whether the worker should be offered calls: false while its breaker is open
+    /// (a half-open breaker is ready: it admits the probe).
+    pub(crate) fn is_ready(&self) -> bool {
+        self.breaker
+            .as_ref()
+            .is_none_or(|b| b.state() != CircuitState::Open)
     }
 
     pub(crate) fn call_started(&self) {
@@ -133,7 +152,7 @@ impl Inner {
             return;
         }
         let served = worker.served.load(Ordering::Relaxed);
-        let memory_mb = rss_mb(worker.pid());
+        let memory_mb = worker.pid().and_then(rss_mb);
         tracing::info!(
             target: "snakepit::pool",
             event = "worker_recycled",
@@ -152,12 +171,9 @@ impl Inner {
         self.track(replacement);
         let worker = worker.clone();
         let grace = self.config.graceful_shutdown_timeout;
-        let inner = self.clone();
-        let id = id.clone();
         let retire = tokio::spawn(async move {
             let _ = tokio::time::timeout(grace, worker.drained()).await;
             worker.stop().await;
-            let _ = inner.registry_unregister(&id);
         });
         self.track(retire);
     }
@@ -181,7 +197,8 @@ impl Inner {
             for (id, worker) in self.members() {
                 if ttl.is_some_and(|ttl| worker.uptime() >= ttl) {
                     self.recycle(&id, &worker, RecycleReason::Ttl);
-                } else if let (Some(limit), Some(rss)) = (threshold, rss_mb(worker.pid())) {
+                } else if let (Some(limit), Some(rss)) = (threshold, worker.pid().and_then(rss_mb))
+                {
                     if rss > limit {
                         self.recycle(&id, &worker, RecycleReason::Memory);
                     }

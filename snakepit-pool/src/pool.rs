@@ -6,19 +6,26 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use std::task::{Context, Poll};
+
+use futures::future::BoxFuture;
 use serde_json::Value;
 use snakepit_core::config::{PoolConfig, WorkerProfile};
 use snakepit_core::{CallOptions, ChunkStream, Error, Payload, RunId, ToolCall, WorkerId};
+use snakepit_resilience::ResilienceStack;
 use snakepit_worker::host_bridge::{HostBridge, HostTools};
 use snakepit_worker::registry::{default_registry_dir, sweep_orphans, ProcessRegistry};
-use snakepit_worker::{RunContext, Worker, WorkerSpec};
+use snakepit_worker::RunContext;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tower::{Service, ServiceExt};
 
+use crate::builder::{PoolBuilder, UserLayer};
+use crate::factory::{ProcessWorkers, WorkerFactory};
 use crate::lifecycle::PoolWorker;
 use crate::scheduler::{Acquire, Scheduler};
+use crate::service::{Checkout, WorkerCall, WorkerReply, WorkerService};
 use crate::stats::{Counters, PoolStats, WorkerInfo};
-use crate::stream::LeasedStream;
 
 /// Longest pause between attempts to replace a worker that keeps failing to start.
 const MAX_RESTART_BACKOFF: Duration = Duration::from_secs(5);
@@ -26,10 +33,11 @@ const MAX_RESTART_BACKOFF: Duration = Duration::from_secs(5);
 pub(crate) struct Inner {
     pub(crate) config: PoolConfig,
     run: Arc<RunContext>,
-    registry: ProcessRegistry,
-    host_bridge: HostBridge,
-    resilience: Option<snakepit_resilience::ResilienceStack>,
-    python: std::path::PathBuf,
+    factory: Box<dyn WorkerFactory>,
+    host_tools: HostTools,
+    /// The worker-level half of the resilience stack (breaker, attempt timeout).
+    resilience: ResilienceStack,
+    layers: Vec<UserLayer>,
     pub(crate) scheduler: Mutex<Scheduler<Arc<PoolWorker>>>,
     pub(crate) counters: Counters,
     shutting_down: AtomicBool,
@@ -45,9 +53,16 @@ pub(crate) struct Inner {
 
 /// A pool of Python workers running one adapter.
 ///
+/// Every call goes through one tower stack: the overall deadline and retry, the scheduler's
+/// checkout (which skips workers whose breaker is open and, on a retry, those the call already
+/// failed on), then the chosen worker's service (user layers, breaker, attempt timeout). The
+/// pool is itself a `tower::Service<ToolCall>`, so it can be wrapped with `ServiceBuilder`.
+///
 /// Dropping a pool kills its workers; call [`Pool::shutdown`] to stop them gracefully.
 pub struct Pool {
     inner: Arc<Inner>,
+    /// The call-level stack (deadline, retry) around the checkout.
+    call: WorkerService,
 }
 
 impl std::fmt::Debug for Pool {
@@ -104,6 +119,11 @@ impl Lease {
 }
 
 impl Pool {
+    /// Returns a builder for a pool with user layers, host tools or a worker factory.
+    pub fn builder(config: PoolConfig) -> PoolBuilder {
+        PoolBuilder::new(config)
+    }
+
     /// Validates the configuration and starts the pool's workers in the background.
     ///
     /// Workers start concurrently in batches of `startup_batch_size`, `startup_batch_delay_ms`
@@ -111,7 +131,7 @@ impl Pool {
     /// to wait for all of them. The interpreter is resolved (and the project `.venv` created
     /// if missing) before anything starts.
     pub async fn start(config: PoolConfig) -> Result<Self, Error> {
-        Self::start_with_host_tools(config, HostTools::default()).await
+        Self::builder(config).start().await
     }
 
     /// Like [`Pool::start`], offering `host_tools` to Python: adapters call them with
@@ -120,25 +140,23 @@ impl Pool {
         config: PoolConfig,
         host_tools: HostTools,
     ) -> Result<Self, Error> {
+        Self::builder(config).host_tools(host_tools).start().await
+    }
+
+    pub(crate) async fn start_from(builder: PoolBuilder) -> Result<Self, Error> {
+        let PoolBuilder {
+            config,
+            host_tools,
+            layers,
+            factory,
+        } = builder;
         config.validate()?;
-        let resilience = crate::resilience::stack_for(&config)?;
-        let python = snakepit_worker::python_env::ensure_python_for(
-            config.python_executable.as_deref(),
-            &config.python_env,
-        )
-        .await?;
-        let registry_dir = default_registry_dir();
-        let swept = sweep_orphans(&registry_dir).await;
-        if !swept.killed.is_empty() || !swept.reaped.is_empty() {
-            tracing::warn!(target: "snakepit::pool", killed = ?swept.killed, reaped = ?swept.reaped, runs = ?swept.stale_runs, "killed worker processes left over by dead hosts");
-        }
-        if !swept.removed_dirs.is_empty() {
-            tracing::info!(target: "snakepit::pool", dirs = ?swept.removed_dirs, "removed run directories of dead hosts");
-        }
+        let stack = crate::resilience::stack_for(&config)?;
         let run = RunContext::new()?;
-        let registry = ProcessRegistry::create(&registry_dir, run.run_id())?;
-        registry.record_run_dir(run.dir())?;
-        let host_bridge = HostBridge::start(&run, host_tools).await?;
+        let factory = match factory {
+            Some(factory) => factory,
+            None => Box::new(process_factory(&config, &run, host_tools.clone()).await?),
+        };
         let inner = Arc::new(Inner {
             scheduler: Mutex::new(Scheduler::new(config.max_queue_size)),
             counters: Counters::default(),
@@ -149,19 +167,29 @@ impl Pool {
             initial_round_done: watch::channel(false).0,
             ready_workers: watch::channel(0).0,
             next_index: AtomicU64::new(1),
-            config,
             run,
-            registry,
-            host_bridge,
-            resilience,
-            python,
+            factory,
+            host_tools,
+            resilience: stack.clone(),
+            layers,
+            config,
         });
+        let call = WorkerService::new(
+            stack
+                .build_call(
+                    Some(&inner.config.name),
+                    Checkout {
+                        inner: inner.clone(),
+                    },
+                )
+                .map_err(Error::from_box),
+        );
         let starter = tokio::spawn(initial_startup(inner.clone()));
         inner.track(starter);
         let checks = tokio::spawn(inner.clone().lifecycle_checks());
         inner.track(checks);
         tracing::info!(pool = %inner.config.name, run_id = %inner.run.run_id(), size = inner.config.pool_size, "pool starting");
-        Ok(Self { inner })
+        Ok(Self { inner, call })
     }
 
     /// Returns the pool's name.
@@ -246,42 +274,16 @@ impl Pool {
 
     /// Runs a prepared [`ToolCall`] (binary arguments, metadata).
     pub async fn execute_call(&self, call: ToolCall) -> Result<Payload, Error> {
-        let counters = &self.inner.counters;
-        counters.requests.fetch_add(1, Ordering::Relaxed);
-        let result = async {
-            let mut call = call.checked()?;
-            let lease = self.inner.clone().checkout(&call).await?;
-            let timeout = call
-                .options
-                .timeout
-                .unwrap_or(self.inner.config.execute_timeout);
-            call.deadline = Some(call.deadline.map_or(timeout, |d| d.min(timeout)));
-            // The call moves to the worker: cloning it would copy (recursively) every argument.
-            let tool = call.tool.clone();
-            match tokio::time::timeout(timeout, lease.worker.call(call)).await {
-                Ok(Err(e)) if e.kind() == snakepit_core::ErrorKind::WorkerCrash => {
-                    lease.evict();
-                    Err(e)
-                }
-                Ok(Ok(payload)) => {
-                    lease.succeeded();
-                    Ok(payload)
-                }
-                Ok(Err(e)) => Err(e),
-                Err(_) => {
-                    lease.retire_after_timeout();
-                    Err(Error::timeout(
-                        format!("call '{tool}' on worker {}", lease.id),
-                        timeout,
-                    ))
-                }
-            }
+        unary(self.run(WorkerCall::unary(call.checked()?))).await
+    }
+
+    /// Returns a cloneable `tower::Service<ToolCall>` on this pool's call path, for
+    /// `ServiceBuilder` middleware that needs `Clone` (the pool itself is a service too).
+    pub fn service(&self) -> PoolService {
+        PoolService {
+            inner: self.inner.clone(),
+            call: self.call.clone(),
         }
-        .await;
-        if result.is_err() {
-            counters.errors.fetch_add(1, Ordering::Relaxed);
-        }
-        result
     }
 
     /// Runs a streaming tool; chunks arrive as the worker produces them.
@@ -294,43 +296,18 @@ impl Pool {
         args: Value,
         opts: CallOptions,
     ) -> Result<ChunkStream, Error> {
-        let counters = &self.inner.counters;
-        counters.requests.fetch_add(1, Ordering::Relaxed);
-        let result = async {
-            let mut call = ToolCall::new(tool, args)?.with_options(opts).checked()?;
-            let lease = self.inner.clone().checkout(&call).await?;
-            let timeout = call
-                .options
-                .timeout
-                .unwrap_or(self.inner.config.stream_timeout);
-            call.deadline = Some(timeout);
-            let deadline = tokio::time::Instant::now() + timeout;
-            let tool = call.tool.clone();
-            let inner =
-                match tokio::time::timeout_at(deadline, lease.worker.execute_stream(call)).await {
-                    Ok(r) => r?,
-                    Err(_) => {
-                        lease.retire_after_timeout();
-                        return Err(Error::timeout(
-                            format!("stream '{tool}' on worker {}", lease.id),
-                            timeout,
-                        ));
-                    }
-                };
-            Ok(Box::pin(LeasedStream::new(
-                inner,
-                lease,
-                deadline,
-                timeout,
-                tool,
-                self.inner.clone(),
-            )) as ChunkStream)
+        let call = ToolCall::new(tool, args)?.with_options(opts).checked()?;
+        let req = WorkerCall::stream(call, self.inner.config.stream_timeout);
+        match self.run(req).await? {
+            WorkerReply::Stream(stream) => Ok(stream),
+            WorkerReply::Unary(_) => Err(Error::pool(
+                "a worker layer answered a streaming call with a single reply; layers must keep the reply's kind",
+            )),
         }
-        .await;
-        if result.is_err() {
-            counters.errors.fetch_add(1, Ordering::Relaxed);
-        }
-        result
+    }
+
+    fn run(&self, req: WorkerCall) -> impl Future<Output = Result<WorkerReply, Error>> + 'static {
+        run(self.inner.clone(), self.call.clone(), req)
     }
 
     /// Returns the pool's counters and gauges.
@@ -346,7 +323,7 @@ impl Pool {
         s.workers()
             .map(|(id, w, load, capacity)| WorkerInfo {
                 id: id.clone(),
-                pid: w.pid(),
+                pid: w.pid().unwrap_or(0),
                 load,
                 capacity,
                 uptime: w.uptime(),
@@ -357,7 +334,7 @@ impl Pool {
 
     /// Returns the tools the host offers to this pool's workers (register more at any time).
     pub fn host_tools(&self) -> &HostTools {
-        self.inner.host_bridge.tools()
+        &self.inner.host_tools
     }
 
     /// Returns the worker a session is bound to, if it has one that still lives.
@@ -374,7 +351,10 @@ impl Pool {
     /// waiting out its grace period; no new calls are accepted. Returns the killed pids.
     pub fn kill(&self) -> Vec<u32> {
         self.inner.killed.store(true, Ordering::SeqCst);
-        self.inner.registry.kill_all()
+        for (_, worker) in self.inner.members() {
+            worker.kill();
+        }
+        self.inner.factory.kill_all()
     }
 
     /// Stops every worker (SIGTERM, grace, SIGKILL) and returns once their processes are gone.
@@ -384,6 +364,81 @@ impl Pool {
     pub async fn shutdown(&self) {
         self.inner.shutdown().await;
     }
+}
+
+/// The pool as a tower service of unary calls: wrap it with `ServiceBuilder` for rate limits,
+/// load shedding, concurrency limits or retries of your own.
+impl Service<ToolCall> for Pool {
+    type Response = Payload;
+    type Error = Error;
+    type Future = BoxFuture<'static, Result<Payload, Error>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.inner.poll_ready()
+    }
+
+    fn call(&mut self, call: ToolCall) -> Self::Future {
+        Box::pin(unary(self.run(WorkerCall::unary(call))))
+    }
+}
+
+/// A cloneable handle on a pool's call path, a `tower::Service<ToolCall>`; from
+/// [`Pool::service`]. Dropping it leaves the pool running; calls after the pool is shut down
+/// or dropped fail with a pool error.
+#[derive(Clone)]
+pub struct PoolService {
+    inner: Arc<Inner>,
+    call: WorkerService,
+}
+
+impl std::fmt::Debug for PoolService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PoolService")
+            .field("pool", &self.inner.config.name)
+            .finish()
+    }
+}
+
+impl Service<ToolCall> for PoolService {
+    type Response = Payload;
+    type Error = Error;
+    type Future = BoxFuture<'static, Result<Payload, Error>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.inner.poll_ready()
+    }
+
+    fn call(&mut self, call: ToolCall) -> Self::Future {
+        Box::pin(unary(run(
+            self.inner.clone(),
+            self.call.clone(),
+            WorkerCall::unary(call),
+        )))
+    }
+}
+
+/// The payload of a unary call's reply.
+async fn unary(reply: impl Future<Output = Result<WorkerReply, Error>>) -> Result<Payload, Error> {
+    match reply.await? {
+        WorkerReply::Unary(payload) => Ok(payload),
+        WorkerReply::Stream(_) => Err(Error::pool(
+            "a worker layer answered a unary call with a stream; layers must keep the reply's kind",
+        )),
+    }
+}
+
+/// Sends one call through a pool's stack, counting requests and errors.
+async fn run(
+    inner: Arc<Inner>,
+    call: WorkerService,
+    req: WorkerCall,
+) -> Result<WorkerReply, Error> {
+    inner.counters.requests.fetch_add(1, Ordering::Relaxed);
+    let result = call.oneshot(req).await;
+    if result.is_err() {
+        inner.counters.errors.fetch_add(1, Ordering::Relaxed);
+    }
+    result
 }
 
 impl Drop for Pool {
@@ -417,8 +472,16 @@ impl Inner {
         }
     }
 
-    pub(crate) fn registry_unregister(&self, id: &WorkerId) -> Result<(), Error> {
-        self.registry.unregister(id.as_str())
+    fn poll_ready(&self) -> Poll<Result<(), Error>> {
+        if self.is_shutting_down() {
+            return Poll::Ready(Err(self.shutting_down_error()));
+        }
+        // Back-pressure is the bounded queue: a full one answers `Error::Saturated` per call.
+        Poll::Ready(Ok(()))
+    }
+
+    fn shutting_down_error(&self) -> Error {
+        Error::pool(format!("pool '{}' is shutting down", self.config.name))
     }
 
     pub(crate) fn track(&self, handle: JoinHandle<()>) {
@@ -449,19 +512,25 @@ impl Inner {
     }
 
     /// Takes a worker for `call`, queueing up to `pool_queue_timeout` when all are busy.
-    async fn checkout(self: Arc<Self>, call: &ToolCall) -> Result<Lease, Error> {
+    ///
+    /// Ready workers (breaker not open) that are not in `avoid` (the workers earlier attempts
+    /// of the call failed on) are preferred.
+    pub(crate) async fn checkout(
+        self: Arc<Self>,
+        call: &ToolCall,
+        avoid: &[WorkerId],
+    ) -> Result<Lease, Error> {
         if self.is_shutting_down() {
-            return Err(Error::pool(format!(
-                "pool '{}' is shutting down",
-                self.config.name
-            )));
+            return Err(self.shutting_down_error());
         }
         let acquired = {
             let mut s = self
                 .scheduler
                 .lock()
                 .map_err(|_| Error::pool("scheduler lock poisoned"))?;
-            s.acquire(call.options.session_id.as_ref())
+            s.acquire_preferring(call.options.session_id.as_ref(), |id, w| {
+                w.is_ready() && !avoid.contains(id)
+            })
         };
         let (ticket, mut rx) = match acquired {
             Acquire::Ready((id, worker)) => return Ok(Lease::new(self, (id, worker))),
@@ -522,17 +591,11 @@ impl Inner {
         )
     }
 
-    fn spec(&self, id: WorkerId) -> WorkerSpec {
-        let mut spec = WorkerSpec::new(id, self.config.clone(), self.python.clone());
-        spec.host_address = Some(self.host_bridge.address().to_owned());
-        spec
-    }
-
-    /// Starts one worker; on success registers it and starts its monitor.
+    /// Starts one worker; on success adds it to the scheduler and starts its monitor.
     async fn start_one(self: &Arc<Self>, id: WorkerId) -> Result<(), Error> {
         let started = Instant::now();
-        let worker = match Worker::start(self.spec(id.clone()), self.run.clone()).await {
-            Ok(w) => Arc::new(PoolWorker::new(w, self.resilience.as_ref())),
+        let worker = match self.factory.start(id.clone()).await {
+            Ok(handle) => Arc::new(PoolWorker::new(handle, &self.resilience, &self.layers)),
             Err(e) => {
                 tracing::warn!(pool = %self.config.name, worker = %id, error = %e, "worker failed to start");
                 if let Ok(mut last) = self.last_start_error.lock() {
@@ -545,10 +608,7 @@ impl Inner {
             worker.stop().await;
             return Ok(());
         }
-        if let Err(e) = self.registry.register(id.as_str(), worker.pid()) {
-            tracing::warn!(worker = %id, error = %e, "cannot record the worker in the process registry");
-        }
-        tracing::info!(target: "snakepit::pool", pool = %self.config.name, worker = %id, pid = worker.pid(), duration_ms = started.elapsed().as_millis() as u64, "worker spawned");
+        tracing::info!(target: "snakepit::pool", pool = %self.config.name, worker = %id, pid = worker.pid().unwrap_or(0), duration_ms = started.elapsed().as_millis() as u64, "worker spawned");
         if let Ok(mut s) = self.scheduler.lock() {
             s.add_worker(
                 id.clone(),
@@ -590,9 +650,6 @@ impl Inner {
         };
         self.ready_workers.send_replace(0);
         futures::future::join_all(workers.iter().map(|w| w.stop())).await;
-        for w in &workers {
-            let _ = self.registry.unregister(w.id().as_str());
-        }
         tracing::info!(pool = %self.config.name, stopped = workers.len(), "pool shut down");
     }
 }
@@ -628,7 +685,7 @@ async fn monitor(inner: Arc<Inner>, id: WorkerId, worker: Arc<PoolWorker>) {
         // Shutdown or recycling: the exit was asked for, and any replacement is under way.
         return;
     }
-    tracing::warn!(target: "snakepit::pool", pool = %inner.config.name, worker = %id, pid = worker.pid(), exit = %exit.description, "worker exited; replacing it");
+    tracing::warn!(target: "snakepit::pool", pool = %inner.config.name, worker = %id, pid = worker.pid().unwrap_or(0), exit = %exit.description, "worker exited; replacing it");
     inner
         .counters
         .worker_restarts
@@ -640,4 +697,36 @@ async fn monitor(inner: Arc<Inner>, id: WorkerId, worker: Arc<PoolWorker>) {
     drop(worker);
     let replacement = tokio::spawn(inner.clone().start_with_retry());
     inner.track(replacement);
+}
+
+/// The default factory: resolves the interpreter (building snakepit's environment if missing),
+/// sweeps workers left by dead hosts, and starts the run's registry and host bridge.
+async fn process_factory(
+    config: &PoolConfig,
+    run: &Arc<RunContext>,
+    host_tools: HostTools,
+) -> Result<ProcessWorkers, Error> {
+    let python = snakepit_worker::python_env::ensure_python_for(
+        config.python_executable.as_deref(),
+        &config.python_env,
+    )
+    .await?;
+    let registry_dir = default_registry_dir();
+    let swept = sweep_orphans(&registry_dir).await;
+    if !swept.killed.is_empty() || !swept.reaped.is_empty() {
+        tracing::warn!(target: "snakepit::pool", killed = ?swept.killed, reaped = ?swept.reaped, runs = ?swept.stale_runs, "killed worker processes left over by dead hosts");
+    }
+    if !swept.removed_dirs.is_empty() {
+        tracing::info!(target: "snakepit::pool", dirs = ?swept.removed_dirs, "removed run directories of dead hosts");
+    }
+    let registry = ProcessRegistry::create(&registry_dir, run.run_id())?;
+    registry.record_run_dir(run.dir())?;
+    let host_bridge = HostBridge::start(run, host_tools).await?;
+    Ok(ProcessWorkers::new(
+        config.clone(),
+        python,
+        run.clone(),
+        registry,
+        host_bridge,
+    ))
 }

@@ -55,7 +55,22 @@ impl<W: Clone> Scheduler<W> {
     }
 
     /// Asks for a worker: the session's own worker first, else the least loaded one, else the queue.
+    #[cfg(test)]
     pub(crate) fn acquire(&mut self, session: Option<&SessionId>) -> Acquire<W> {
+        self.acquire_preferring(session, |_, _| true)
+    }
+
+    /// Like [`acquire`](Self::acquire), choosing among free workers those `preferred` accepts
+    /// (ready ones, not tried by this call yet) before the others.
+    ///
+    /// A worker `preferred` rejects (its breaker is open, an earlier attempt failed on it) is
+    /// still taken when it is the only free one, so its breaker answers at once instead of the
+    /// call waiting in the queue for nothing.
+    pub(crate) fn acquire_preferring(
+        &mut self,
+        session: Option<&SessionId>,
+        preferred: impl Fn(&WorkerId, &W) -> bool,
+    ) -> Acquire<W> {
         let affinity = session
             .and_then(|s| self.sessions.get(s))
             .filter(|w| self.slots.contains_key(*w))
@@ -71,7 +86,7 @@ impl<W: Clone> Scheduler<W> {
                 .slots
                 .iter()
                 .filter(|(_, s)| s.load < s.capacity)
-                .min_by_key(|(_, s)| s.load)
+                .min_by_key(|(id, s)| (!preferred(id, &s.handle), s.load))
                 .map(|(id, _)| id.clone()),
         };
         if let Some(id) = pick {

@@ -43,6 +43,10 @@
 //! # Ok(()) }
 //! ```
 //!
+//! A pool splits the stack: [`ResilienceStack::build_call`] (deadline, retry) goes above its
+//! scheduler's checkout so a retry can land on another worker, and
+//! [`ResilienceStack::build_worker`] (breaker, attempt timeout) wraps each worker.
+//!
 //! `ResilienceStack` is also a plain `tower::Layer` (`stack.layer(worker)`). The service's
 //! error is a `BoxError`; classify it with `snakepit_core::Error::kind_of`. The inner service
 //! must be `Clone` (wrap it in `tower::buffer::Buffer` if it is not), and so must requests.
@@ -82,7 +86,7 @@ pub use health::{HealthMonitor, HealthMonitorConfig, HealthStats, WorkerHealth};
 pub use request::{DeadlineAware, RetryableRequest};
 pub use retry::{RetriableErrors, RetryBudget, RetryLayer, RetryPolicy};
 pub use stack::{
-    AttemptStage, BoxErrors, BoxErrorsLayer, BreakerStage, ResilienceService, ResilienceStack,
-    RetryStage, WorkerStack,
+    AttemptStage, BoxErrors, BoxErrorsLayer, BreakerStage, CallStage, ResilienceService,
+    ResilienceStack, RetryStage, WorkerStack, WorkerStage,
 };
 pub use timeout::{Timeout, TimeoutLayer};

@@ -17,6 +17,11 @@ impl DeadlineLayer {
     pub fn new(default_timeout: Duration) -> Self {
         Self { default_timeout }
     }
+
+    /// Returns the limit of calls that ask for no timeout.
+    pub fn default_timeout(&self) -> Duration {
+        self.default_timeout
+    }
 }
 
 impl<S> Layer<S> for DeadlineLayer {

@@ -27,6 +27,12 @@ pub type BreakerStage<S> = Either<CircuitBreaker<AttemptStage<S>>, AttemptStage<
 pub type RetryStage<S> = Either<Retry<BreakerStage<S>>, BreakerStage<S>>;
 /// The whole stack around `S`: [`Deadline`] when configured, outermost.
 pub type ResilienceService<S> = Either<Deadline<RetryStage<S>>, RetryStage<S>>;
+/// The call-level half of a split stack: [`Deadline`] then [`Retry`] (each when configured)
+/// around a service that picks a worker per attempt.
+pub type CallStage<S> = Either<
+    Deadline<Either<Retry<BoxErrors<S>>, BoxErrors<S>>>,
+    Either<Retry<BoxErrors<S>>, BoxErrors<S>>,
+>;
 
 /// Builds the resilience stack around a service, in the design's order (outside in):
 /// overall deadline → retry (idempotent calls only, with a budget) → circuit breaker →
@@ -148,6 +154,61 @@ impl ResilienceStack {
             circuit_breaker: breaker,
         }
     }
+}
+
+impl ResilienceStack {
+    /// Returns the overall deadline's default limit, when the stack has a deadline.
+    pub fn deadline_default(&self) -> Option<Duration> {
+        self.deadline.map(|d| d.default_timeout())
+    }
+
+    /// Builds the call-level half of the stack (overall deadline, then retry) around `inner`.
+    ///
+    /// A pool puts this above its checkout, so every retry goes back through the scheduler and
+    /// can land on another worker; [`build_worker`](Self::build_worker) wraps each worker.
+    /// Retry events are labelled with `scope` when given.
+    pub fn build_call<S>(&self, scope: Option<&str>, inner: S) -> CallStage<S> {
+        let observer = match scope {
+            Some(scope) => self.observer.scoped(scope),
+            None => self.observer.clone(),
+        };
+        ServiceBuilder::new()
+            .option_layer(self.deadline)
+            .option_layer(self.retry.as_ref().map(|retry| retry.observed_by(observer)))
+            .layer(BoxErrorsLayer)
+            .service(inner)
+    }
+
+    /// Builds the worker-level half of the stack (circuit breaker, then per-attempt timeout)
+    /// around one worker's service, with a fresh breaker whose events carry `scope`.
+    pub fn build_worker<S>(&self, scope: Option<&str>, inner: S) -> WorkerStage<S> {
+        let observer = match scope {
+            Some(scope) => self.observer.scoped(scope),
+            None => self.observer.clone(),
+        };
+        let breaker = self
+            .circuit_breaker
+            .as_ref()
+            .map(|layer| layer.clone().with_observer(observer).make_handle());
+        let service = ServiceBuilder::new()
+            .option_layer(breaker.clone().map(CircuitBreakerLayer::shared))
+            .option_layer(self.attempt_timeout)
+            .layer(BoxErrorsLayer)
+            .service(inner);
+        WorkerStage {
+            service,
+            circuit_breaker: breaker,
+        }
+    }
+}
+
+/// One worker's service built by [`ResilienceStack::build_worker`], with its breaker.
+#[derive(Debug, Clone)]
+pub struct WorkerStage<S> {
+    /// The wrapped service: breaker, then per-attempt timeout, then `S`.
+    pub service: BreakerStage<S>,
+    /// The service's breaker, when the stack has one.
+    pub circuit_breaker: Option<CircuitBreakerHandle>,
 }
 
 impl<S> Layer<S> for ResilienceStack {

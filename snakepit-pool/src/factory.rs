@@ -1,0 +1,151 @@
+//! Where a pool's workers come from: the [`WorkerFactory`] trait (Python processes by default,
+//! a mock in tests) and the [`WorkerHandle`] each started worker is supervised through.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use snakepit_core::config::PoolConfig;
+use snakepit_core::{ChunkStream, Error, Payload, ToolCall, WorkerId};
+use snakepit_worker::host_bridge::HostBridge;
+use snakepit_worker::registry::ProcessRegistry;
+use snakepit_worker::{ExitInfo, RunContext, Worker, WorkerSpec};
+
+/// Starts the workers of one pool.
+///
+/// The pool asks for a worker whenever it needs one (at start-up, to replace a dead one, to
+/// recycle one) and builds its per-worker service around the handle it gets. The default
+/// factory spawns Python processes; tests supply their own to exercise the pool's logic
+/// (scheduling, breakers, retries, layers) without processes.
+pub trait WorkerFactory: Send + Sync + 'static {
+    /// Starts the worker `id` and returns once it is ready to serve.
+    fn start(&self, id: WorkerId) -> BoxFuture<'_, Result<Arc<dyn WorkerHandle>, Error>>;
+
+    /// Kills every worker this factory started that may still run, including those the pool
+    /// no longer schedules (retiring ones), and returns their pids (the immediate stop after a
+    /// second Ctrl-C). The pool also kills each member through its handle.
+    fn kill_all(&self) -> Vec<u32> {
+        Vec::new()
+    }
+}
+
+/// One started worker, as the pool sees it: calls, its exit, and how to stop it.
+pub trait WorkerHandle: Send + Sync + Debug + 'static {
+    /// Returns the worker's id.
+    fn id(&self) -> &WorkerId;
+
+    /// Returns the OS pid of the worker's process, when it has one.
+    fn pid(&self) -> Option<u32>;
+
+    /// Returns how long ago the worker started.
+    fn uptime(&self) -> Duration;
+
+    /// Runs one unary call.
+    fn execute(&self, call: ToolCall) -> BoxFuture<'_, Result<Payload, Error>>;
+
+    /// Opens a streaming call.
+    fn execute_stream(&self, call: ToolCall) -> BoxFuture<'_, Result<ChunkStream, Error>>;
+
+    /// Waits until the worker has ended (crash, kill or stop) and says how.
+    fn exited(&self) -> BoxFuture<'_, ExitInfo>;
+
+    /// Kills the worker at once.
+    fn kill(&self);
+
+    /// Stops the worker gracefully and returns once it is gone.
+    fn stop(&self) -> BoxFuture<'_, ()>;
+}
+
+/// The default factory: Python processes of the pool's adapter, recorded in the process
+/// registry (so a later host can sweep them if this one dies) and offered the host bridge.
+pub(crate) struct ProcessWorkers {
+    config: PoolConfig,
+    python: std::path::PathBuf,
+    run: Arc<RunContext>,
+    registry: Arc<ProcessRegistry>,
+    host_bridge: HostBridge,
+}
+
+impl ProcessWorkers {
+    pub(crate) fn new(
+        config: PoolConfig,
+        python: std::path::PathBuf,
+        run: Arc<RunContext>,
+        registry: ProcessRegistry,
+        host_bridge: HostBridge,
+    ) -> Self {
+        Self {
+            config,
+            python,
+            run,
+            registry: Arc::new(registry),
+            host_bridge,
+        }
+    }
+}
+
+impl WorkerFactory for ProcessWorkers {
+    fn kill_all(&self) -> Vec<u32> {
+        self.registry.kill_all()
+    }
+
+    fn start(&self, id: WorkerId) -> BoxFuture<'_, Result<Arc<dyn WorkerHandle>, Error>> {
+        Box::pin(async move {
+            let mut spec = WorkerSpec::new(id.clone(), self.config.clone(), self.python.clone());
+            spec.host_address = Some(self.host_bridge.address().to_owned());
+            let worker = Worker::start(spec, self.run.clone()).await?;
+            if let Err(e) = self.registry.register(id.as_str(), worker.pid()) {
+                tracing::warn!(worker = %id, error = %e, "cannot record the worker in the process registry");
+            }
+            Ok(Arc::new(ProcessWorker {
+                worker,
+                registry: self.registry.clone(),
+            }) as Arc<dyn WorkerHandle>)
+        })
+    }
+}
+
+/// A Python worker process, unregistered from the process registry once stopped.
+#[derive(Debug)]
+struct ProcessWorker {
+    worker: Worker,
+    registry: Arc<ProcessRegistry>,
+}
+
+impl WorkerHandle for ProcessWorker {
+    fn id(&self) -> &WorkerId {
+        self.worker.id()
+    }
+
+    fn pid(&self) -> Option<u32> {
+        Some(self.worker.pid())
+    }
+
+    fn uptime(&self) -> Duration {
+        self.worker.uptime()
+    }
+
+    fn execute(&self, call: ToolCall) -> BoxFuture<'_, Result<Payload, Error>> {
+        Box::pin(self.worker.execute(call))
+    }
+
+    fn execute_stream(&self, call: ToolCall) -> BoxFuture<'_, Result<ChunkStream, Error>> {
+        Box::pin(self.worker.execute_stream(call))
+    }
+
+    fn exited(&self) -> BoxFuture<'_, ExitInfo> {
+        Box::pin(self.worker.exited())
+    }
+
+    fn kill(&self) {
+        self.worker.kill();
+    }
+
+    fn stop(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            self.worker.stop().await;
+            let _ = self.registry.unregister(self.worker.id().as_str());
+        })
+    }
+}
