@@ -74,10 +74,11 @@ def start_worker(tmp_path, adapter=SHOWCASE, extra_env=None, args=(), listen=Non
         time.sleep(0.01)
     content = ready.read_text()
     assert not Path(str(ready) + ".tmp").exists()
-    if content.startswith("unix:"):
-        target = content
-    elif content.startswith("tcp:"):
-        target = content[4:]
+    address = content.splitlines()[0]  # a second line may name the fast socket
+    if address.startswith("unix:"):
+        target = address
+    elif address.startswith("tcp:"):
+        target = address[4:]
     else:
         target = f"127.0.0.1:{int(content)}"
     return Worker(proc, content, target, TOKEN, tmp_path)

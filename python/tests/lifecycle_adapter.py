@@ -32,6 +32,11 @@ class LifecycleAdapter(BaseAdapter):
         return [self.session_context.session_id, self.session_context.time_remaining()]
 
     @tool
+    def big(self, n: int) -> str:
+        """A string of n bytes (a large response from a small request)."""
+        return "x" * n
+
+    @tool
     async def async_add(self, a: int, b: int) -> int:
         return a + b
 
@@ -85,6 +90,19 @@ class GeneratorCloseAdapter(BaseAdapter):
         finally:
             with open(os.environ["MARKER_FILE"], "w") as f:
                 f.write("closed")
+
+    @tool
+    def wait_for_cancel(self, timeout_ms: int = 20000) -> str:
+        """Poll the context's cancelled flag; write "cancelled" to MARKER_FILE when it is set."""
+        ctx = self.session_context
+        give_up = time.monotonic() + timeout_ms / 1000
+        while time.monotonic() < give_up:
+            if ctx.cancelled:
+                with open(os.environ["MARKER_FILE"], "w") as f:
+                    f.write("cancelled")
+                return "cancelled"
+            time.sleep(0.01)
+        return "not cancelled"
 
     @tool
     def envelope(self):

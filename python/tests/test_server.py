@@ -246,6 +246,23 @@ def test_envelopes_control_the_final_marker_and_cancel_closes_the_generator(tmp_
         w.stop()
 
 
+def test_cancelled_unary_call_sets_the_context_flag(tmp_path):
+    marker = tmp_path / "cancelled"
+    w = start_worker(tmp_path, adapter="lifecycle_adapter.GeneratorCloseAdapter", extra_env={"MARKER_FILE": str(marker)})
+    try:
+        future = w.stub.ExecuteTool.future(pb.ExecuteToolRequest(tool_name="wait_for_cancel"), metadata=w.metadata)
+        time.sleep(0.3)
+        assert not marker.exists()
+        future.cancel()
+        deadline = time.time() + 10
+        while not marker.exists() and time.time() < deadline:
+            time.sleep(0.02)
+        assert marker.read_text() == "cancelled"
+        assert w.stub.Ping(pb.PingRequest(), metadata=w.metadata).message == "pong"
+    finally:
+        w.stop()
+
+
 def test_telemetry_stream_carries_call_events_and_custom_events(tmp_path, fake_host):
     w = start_worker(tmp_path, adapter="lifecycle_adapter.HostCallingAdapter")
     try:

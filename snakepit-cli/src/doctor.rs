@@ -215,6 +215,7 @@ pub(crate) async fn run(args: DoctorArgs) -> Result<(), CliError> {
         if let Some(python) = check_python(pool, &mut checks).await {
             check_adapter(pool, python, &mut checks).await;
         }
+        checks.push(transport_check(pool));
     }
 
     let mut failed = false;
@@ -233,4 +234,31 @@ pub(crate) async fn run(args: DoctorArgs) -> Result<(), CliError> {
         return Err(CliError::infra("doctor found problems (see above)"));
     }
     Ok(())
+}
+
+/// Which transport carries the pool's tool calls (and what `fast` needs).
+fn transport_check(pool: &snakepit_core::config::PoolConfig) -> Check {
+    use snakepit_core::config::{TransportKind, DEFAULT_SERVER_MODULE};
+    let custom_server = pool.server_script.is_some() || pool.server_module != DEFAULT_SERVER_MODULE;
+    let (status, message) = match pool.transport {
+        TransportKind::Fast if custom_server => (
+            Status::Warning,
+            "fast, with a custom server: it must open SNAKEPIT_FAST_ADDRESS like \
+             snakepit_bridge.server does (set transport = \"grpc\" otherwise)"
+                .to_owned(),
+        ),
+        TransportKind::Fast => (
+            Status::Ok,
+            format!(
+                "fast (framed protobuf on a private Unix socket, max_message_bytes {}); heartbeat on gRPC",
+                pool.max_message_bytes
+            ),
+        ),
+        TransportKind::Grpc => (Status::Ok, "grpc (snakepit.bridge.BridgeService)".to_owned()),
+    };
+    Check {
+        name: format!("pool '{}' transport", pool.name),
+        status,
+        message,
+    }
 }

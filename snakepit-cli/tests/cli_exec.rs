@@ -182,4 +182,8 @@ fn doctor_reports_an_adapter_that_cannot_be_imported() {
         text.contains("[  error] pool 'x' adapter") && text.contains("missing_mod"),
         "{text}"
     );
+    assert!(
+        text.contains("[     ok] pool 'x' transport: fast"),
+        "{text}"
+    );
 }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use snakepit_core::config::PoolConfig;
+use snakepit_core::config::{PoolConfig, TransportKind};
 use snakepit_core::{Error, RunId, ToolCall, WorkerId};
 use snakepit_pool::Pool;
 use snakepit_worker::{RunContext, Worker, WorkerSpec};
@@ -117,8 +117,16 @@ fn fmt(x: f64) -> String {
     }
 }
 
+/// The transports measured side by side in the latency and throughput groups.
+const TRANSPORTS: [TransportKind; 2] = [TransportKind::Fast, TransportKind::Grpc];
+
 fn bench_config(size: usize) -> PoolConfig {
+    bench_config_on(size, TransportKind::default())
+}
+
+fn bench_config_on(size: usize, transport: TransportKind) -> PoolConfig {
     let mut c = PoolConfig::showcase(size);
+    c.transport = transport;
     c.heartbeat.enabled = false;
     c.startup_timeout = Duration::from_secs(300);
     c.startup_batch_delay = Duration::ZERO;
@@ -128,7 +136,11 @@ fn bench_config(size: usize) -> PoolConfig {
 }
 
 async fn ready_pool(size: usize) -> Result<Pool, Error> {
-    let pool = Pool::start(bench_config(size)).await?;
+    ready_pool_on(size, TransportKind::default()).await
+}
+
+async fn ready_pool_on(size: usize, transport: TransportKind) -> Result<Pool, Error> {
+    let pool = Pool::start(bench_config_on(size, transport)).await?;
     pool.await_ready(Duration::from_secs(300)).await?;
     Ok(pool)
 }
@@ -192,30 +204,50 @@ fn field(v: &Value, key: &str) -> f64 {
     v[key].as_f64().unwrap_or(f64::NAN)
 }
 
-/// Sequential no-op round trips: pool vs the bare gRPC client vs ProcessPoolExecutor.
-async fn latency(scale: Scale, python: &Path) -> Result<Vec<Figure>, Error> {
-    let calls = if scale.quick { 500 } else { 2000 };
-    let pool = ready_pool(2).await?;
-    let spec = WorkerSpec::new(
-        WorkerId::new(format!("bench_bare_{}", RunId::generate())),
-        bench_config(1),
-        python.to_path_buf(),
-    );
-    let bare = Worker::start(spec, RunContext::new()?).await?;
-    let client = bare.client();
-    for _ in 0..100 {
-        pool.execute_call(noop()?).await?;
-        client.execute(noop()?).await?;
+/// A pool and a bare worker of one transport, measured side by side.
+struct LatencySetup {
+    transport: TransportKind,
+    pool: Pool,
+    bare: Worker,
+    pool50: Vec<f64>,
+    pool99: Vec<f64>,
+    bare50: Vec<f64>,
+    bare99: Vec<f64>,
+}
+
+impl LatencySetup {
+    async fn start(transport: TransportKind, python: &Path) -> Result<Self, Error> {
+        let pool = ready_pool_on(2, transport).await?;
+        let spec = WorkerSpec::new(
+            WorkerId::new(format!("bench_bare_{transport}_{}", RunId::generate())),
+            bench_config_on(1, transport),
+            python.to_path_buf(),
+        );
+        let bare = Worker::start(spec, RunContext::new()?).await?;
+        let client = bare.client();
+        for _ in 0..100 {
+            pool.execute_call(noop()?).await?;
+            client.execute(noop()?).await?;
+        }
+        Ok(Self {
+            transport,
+            pool,
+            bare,
+            pool50: vec![],
+            pool99: vec![],
+            bare50: vec![],
+            bare99: vec![],
+        })
     }
-    let (mut pool50, mut pool99, mut bare50, mut bare99, mut py50, mut py99) =
-        (vec![], vec![], vec![], vec![], vec![], vec![]);
-    for _ in 0..scale.rounds {
+
+    /// One round of `calls` pool and bare calls, interleaved so both see the same noise.
+    async fn round(&mut self, calls: usize) -> Result<(), Error> {
+        let client = self.bare.client();
         let (mut p, mut b) = (Vec::with_capacity(calls), Vec::with_capacity(calls));
-        // Interleaved so that both see the same machine noise.
         for _ in 0..calls {
             let call = noop()?;
             let t = Instant::now();
-            pool.execute_call(call).await?;
+            self.pool.execute_call(call).await?;
             p.push(micros(t.elapsed()));
             let call = noop()?;
             let t = Instant::now();
@@ -223,62 +255,169 @@ async fn latency(scale: Scale, python: &Path) -> Result<Vec<Figure>, Error> {
             b.push(micros(t.elapsed()));
         }
         let (p, b) = (sorted(p), sorted(b));
-        pool50.push(percentile(&p, 0.5));
-        pool99.push(percentile(&p, 0.99));
-        bare50.push(percentile(&b, 0.5));
-        bare99.push(percentile(&b, 0.99));
+        self.pool50.push(percentile(&p, 0.5));
+        self.pool99.push(percentile(&p, 0.99));
+        self.bare50.push(percentile(&b, 0.5));
+        self.bare99.push(percentile(&b, 0.99));
+        Ok(())
+    }
+
+    async fn figures(self, py50: &[f64], py99: &[f64], raw50: &[f64]) -> Vec<Figure> {
+        self.bare.stop().await;
+        self.pool.shutdown().await;
+        let t = self.transport;
+        let over50: Vec<f64> = self
+            .pool50
+            .iter()
+            .zip(&self.bare50)
+            .map(|(p, b)| p - b)
+            .collect();
+        let over99: Vec<f64> = self
+            .pool99
+            .iter()
+            .zip(&self.bare99)
+            .map(|(p, b)| p - b)
+            .collect();
+        let bare50 = format!("bare {t} WorkerClient p50");
+        let bare99 = format!("bare {t} WorkerClient p99");
+        vec![
+            Figure::new(
+                &format!("latency/{t} pool p50"),
+                "us",
+                &self.pool50,
+                &bare50,
+                &self.bare50,
+            ),
+            Figure::new(
+                &format!("latency/{t} pool p99"),
+                "us",
+                &self.pool99,
+                &bare99,
+                &self.bare99,
+            ),
+            Figure::new(
+                &format!("latency/{t} pool p50"),
+                "us",
+                &self.pool50,
+                "ProcessPoolExecutor(2) p50",
+                py50,
+            ),
+            Figure::new(
+                &format!("latency/{t} pool p99"),
+                "us",
+                &self.pool99,
+                "ProcessPoolExecutor(2) p99",
+                py99,
+            ),
+            Figure::new(
+                &format!("latency/{t} pool p50"),
+                "us",
+                &self.pool50,
+                "raw-socket Python echo p50",
+                raw50,
+            ),
+            Figure::new(
+                &format!("latency/{t} overhead p50 (pool-bare)"),
+                "us",
+                &over50,
+                &bare50,
+                &self.bare50,
+            ),
+            Figure::new(
+                &format!("latency/{t} overhead p99 (pool-bare)"),
+                "us",
+                &over99,
+                &bare99,
+                &self.bare99,
+            ),
+        ]
+    }
+}
+
+/// A Python loop answering length-prefixed frames on a Unix socket: the floor of any transport.
+struct RawEcho {
+    _dir: tempfile::TempDir,
+    child: tokio::process::Child,
+    stream: tokio::net::UnixStream,
+}
+
+impl RawEcho {
+    async fn start(python: &Path) -> Result<Self, Error> {
+        let script =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../python/benchmarks/raw_socket_echo.py");
+        let dir = tempfile::tempdir().map_err(|e| Error::pool(format!("temp dir: {e}")))?;
+        let path = dir.path().join("echo.sock");
+        let child = tokio::process::Command::new(python)
+            .arg(&script)
+            .arg(&path)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| Error::pool(format!("cannot run {}: {e}", script.display())))?;
+        let started = Instant::now();
+        let stream = loop {
+            match tokio::net::UnixStream::connect(&path).await {
+                Ok(s) => break s,
+                Err(_) if started.elapsed() < Duration::from_secs(60) => {
+                    tokio::time::sleep(Duration::from_millis(10)).await
+                }
+                Err(e) => return Err(Error::pool(format!("the raw echo never listened: {e}"))),
+            }
+        };
+        Ok(Self {
+            _dir: dir,
+            child,
+            stream,
+        })
+    }
+
+    /// p50 of `calls` round trips of a 32-byte frame, in microseconds.
+    async fn p50(&mut self, calls: usize) -> Result<f64, Error> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let io = |e: std::io::Error| Error::pool(format!("raw echo: {e}"));
+        let mut frame = (32u32).to_be_bytes().to_vec();
+        frame.extend_from_slice(&[0u8; 32]);
+        let mut answer = vec![0u8; frame.len()];
+        let mut samples = Vec::with_capacity(calls);
+        for _ in 0..calls {
+            let t = Instant::now();
+            self.stream.write_all(&frame).await.map_err(io)?;
+            self.stream.read_exact(&mut answer).await.map_err(io)?;
+            samples.push(micros(t.elapsed()));
+        }
+        Ok(percentile(&sorted(samples), 0.5))
+    }
+
+    async fn stop(mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
+/// Sequential no-op round trips on each transport: pool vs its bare client, ProcessPoolExecutor
+/// and a raw-socket Python echo.
+async fn latency(scale: Scale, python: &Path) -> Result<Vec<Figure>, Error> {
+    let calls = if scale.quick { 500 } else { 2000 };
+    let mut setups = Vec::new();
+    for transport in TRANSPORTS {
+        setups.push(LatencySetup::start(transport, python).await?);
+    }
+    let mut echo = RawEcho::start(python).await?;
+    echo.p50(100).await?;
+    let (mut py50, mut py99, mut raw50) = (vec![], vec![], vec![]);
+    for _ in 0..scale.rounds {
+        for setup in &mut setups {
+            setup.round(calls).await?;
+        }
+        raw50.push(echo.p50(calls).await?);
         let py = python_baseline(python, 2, calls, 10).await?;
         py50.push(field(&py, "latency_p50_us"));
         py99.push(field(&py, "latency_p99_us"));
     }
-    bare.stop().await;
-    pool.shutdown().await;
-    let over50: Vec<f64> = pool50.iter().zip(&bare50).map(|(p, b)| p - b).collect();
-    let over99: Vec<f64> = pool99.iter().zip(&bare99).map(|(p, b)| p - b).collect();
-    Ok(vec![
-        Figure::new(
-            "latency/pool p50",
-            "us",
-            &pool50,
-            "bare WorkerClient p50",
-            &bare50,
-        ),
-        Figure::new(
-            "latency/pool p99",
-            "us",
-            &pool99,
-            "bare WorkerClient p99",
-            &bare99,
-        ),
-        Figure::new(
-            "latency/pool p50",
-            "us",
-            &pool50,
-            "ProcessPoolExecutor(2) p50",
-            &py50,
-        ),
-        Figure::new(
-            "latency/pool p99",
-            "us",
-            &pool99,
-            "ProcessPoolExecutor(2) p99",
-            &py99,
-        ),
-        Figure::new(
-            "latency/overhead p50 (pool-bare)",
-            "us",
-            &over50,
-            "bare WorkerClient p50",
-            &bare50,
-        ),
-        Figure::new(
-            "latency/overhead p99 (pool-bare)",
-            "us",
-            &over99,
-            "bare WorkerClient p99",
-            &bare99,
-        ),
-    ])
+    echo.stop().await;
+    let mut figures = Vec::new();
+    for setup in setups {
+        figures.extend(setup.figures(&py50, &py99, &raw50).await);
+    }
+    Ok(figures)
 }
 
 /// `total` no-op calls shared by `callers` concurrent tasks; returns calls per second.
@@ -303,27 +442,35 @@ async fn calls_per_second(pool: &Arc<Pool>, total: usize, callers: usize) -> Res
     Ok(total as f64 / started.elapsed().as_secs_f64())
 }
 
-/// No-op calls per second with 64 concurrent callers vs ProcessPoolExecutor.map.
+/// No-op calls per second with 64 concurrent callers on each transport vs ProcessPoolExecutor.map.
 async fn throughput(scale: Scale, python: &Path) -> Result<Vec<Figure>, Error> {
     let total = if scale.quick { 3000 } else { 10_000 };
     let mut figures = Vec::new();
     for workers in [2usize, 4, 8] {
-        let pool = Arc::new(ready_pool(workers).await?);
-        calls_per_second(&pool, 500, 64).await?;
-        let (mut rounds, mut baseline) = (vec![], vec![]);
+        let mut pools = Vec::new();
+        for transport in TRANSPORTS {
+            let pool = Arc::new(ready_pool_on(workers, transport).await?);
+            calls_per_second(&pool, 500, 64).await?;
+            pools.push((transport, pool, Vec::new()));
+        }
+        let mut baseline = vec![];
         for _ in 0..scale.rounds {
-            rounds.push(calls_per_second(&pool, total, 64).await?);
+            for (_, pool, rounds) in &mut pools {
+                rounds.push(calls_per_second(pool, total, 64).await?);
+            }
             let py = python_baseline(python, workers, 10, total).await?;
             baseline.push(field(&py, "throughput_per_s"));
         }
-        pool.shutdown().await;
-        figures.push(Figure::new(
-            &format!("throughput/{workers} workers, 64 callers"),
-            "calls/s",
-            &rounds,
-            &format!("ProcessPoolExecutor({workers}).map"),
-            &baseline,
-        ));
+        for (transport, pool, rounds) in pools {
+            pool.shutdown().await;
+            figures.push(Figure::new(
+                &format!("throughput/{transport} {workers} workers, 64 callers"),
+                "calls/s",
+                &rounds,
+                &format!("ProcessPoolExecutor({workers}).map"),
+                &baseline,
+            ));
+        }
     }
     Ok(figures)
 }

@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+#[macro_use]
 mod support;
 
 use std::collections::HashSet;
@@ -11,11 +12,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use futures::StreamExt;
 use serde_json::json;
 use snakepit_core::{CallOptions, ErrorKind};
-use support::{eventually, processes_mentioning, ready_pool};
+use support::{eventually, processes_mentioning, ready_pool, ready_pool_on};
 
+on_both_transports! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn four_workers_answer_a_thousand_concurrent_echoes_each_to_its_caller() {
-    let pool = Arc::new(ready_pool(4, |_| {}).await);
+async fn four_workers_answer_a_thousand_concurrent_echoes_each_to_its_caller(transport: TransportKind) {
+    // A generous queue bound: on a loaded machine 1000 queued calls can take longer than 5 s.
+    let pool = Arc::new(ready_pool_on(transport, 4, |c| c.queue_timeout = Duration::from_secs(120)).await);
     let calls = (0..1000).map(|i| {
         let pool = pool.clone();
         tokio::spawn(async move {
@@ -44,10 +47,12 @@ async fn four_workers_answer_a_thousand_concurrent_echoes_each_to_its_caller() {
     assert_eq!(stats.workers, 4);
     pool.shutdown().await;
 }
+}
 
+on_both_transports! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stream_chunks_arrive_in_order_each_before_the_next_is_produced() {
-    let pool = ready_pool(1, |_| {}).await;
+async fn stream_chunks_arrive_in_order_each_before_the_next_is_produced(transport: TransportKind) {
+    let pool = ready_pool_on(transport, 1, |_| {}).await;
     let mut stream = pool
         .execute_stream(
             "stream_progress",
@@ -87,10 +92,12 @@ async fn stream_chunks_arrive_in_order_each_before_the_next_is_produced() {
     }
     pool.shutdown().await;
 }
+}
 
+on_both_transports! {
 #[tokio::test]
-async fn python_exception_arrives_typed_with_message_and_traceback() {
-    let pool = ready_pool(1, |_| {}).await;
+async fn python_exception_arrives_typed_with_message_and_traceback(transport: TransportKind) {
+    let pool = ready_pool_on(transport, 1, |_| {}).await;
     let err = pool
         .execute("fail", json!({"message": "kaboom"}), CallOptions::default())
         .await
@@ -115,10 +122,12 @@ async fn python_exception_arrives_typed_with_message_and_traceback() {
     );
     pool.shutdown().await;
 }
+}
 
+on_both_transports! {
 #[tokio::test]
-async fn unknown_tool_and_wrong_arguments_are_validation_errors_naming_the_problem() {
-    let pool = ready_pool(1, |_| {}).await;
+async fn unknown_tool_and_wrong_arguments_are_validation_errors_naming_the_problem(transport: TransportKind) {
+    let pool = ready_pool_on(transport, 1, |_| {}).await;
     let err = pool
         .execute("no_such_tool", json!({}), CallOptions::default())
         .await
@@ -145,10 +154,12 @@ async fn unknown_tool_and_wrong_arguments_are_validation_errors_naming_the_probl
     assert_eq!(err.kind(), ErrorKind::Validation);
     pool.shutdown().await;
 }
+}
 
+on_both_transports! {
 #[tokio::test]
-async fn call_past_its_timeout_fails_and_the_pool_serves_again() {
-    let pool = ready_pool(1, |_| {}).await;
+async fn call_past_its_timeout_fails_and_the_pool_serves_again(transport: TransportKind) {
+    let pool = ready_pool_on(transport, 1, |_| {}).await;
     let opts = CallOptions::default().with_timeout(Duration::from_millis(300));
     let err = pool
         .execute("sleep", json!({"ms": 5000}), opts)
@@ -166,10 +177,12 @@ async fn call_past_its_timeout_fails_and_the_pool_serves_again() {
     assert_eq!(ok.json["message"], json!("pong"));
     pool.shutdown().await;
 }
+}
 
+on_both_transports! {
 #[tokio::test]
-async fn sigkilled_worker_is_replaced_and_pool_returns_to_full_size() {
-    let pool = ready_pool(2, |_| {}).await;
+async fn sigkilled_worker_is_replaced_and_pool_returns_to_full_size(transport: TransportKind) {
+    let pool = ready_pool_on(transport, 2, |_| {}).await;
     let victim = pool.list_workers()[0].clone();
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(victim.pid as i32),
@@ -189,6 +202,7 @@ async fn sigkilled_worker_is_replaced_and_pool_returns_to_full_size() {
             .unwrap();
     }
     pool.shutdown().await;
+}
 }
 
 #[tokio::test]
@@ -242,9 +256,10 @@ async fn saturated_and_queue_timeout_are_each_answered_exactly_once() {
     pool.shutdown().await;
 }
 
+on_both_transports! {
 #[tokio::test]
-async fn session_calls_stick_to_the_worker_that_served_them_first() {
-    let pool = ready_pool(3, |_| {}).await;
+async fn session_calls_stick_to_the_worker_that_served_them_first(transport: TransportKind) {
+    let pool = ready_pool_on(transport, 3, |_| {}).await;
     let opts = CallOptions::default().with_session("user-42");
     let first = pool
         .execute("process_info", json!({}), opts.clone())
@@ -259,6 +274,7 @@ async fn session_calls_stick_to_the_worker_that_served_them_first() {
     }
     assert!(pool.session_worker(&"user-42".into()).is_some());
     pool.shutdown().await;
+}
 }
 
 #[tokio::test]
@@ -306,13 +322,15 @@ async fn workers_are_recorded_in_the_process_registry_with_their_start_time() {
     assert!(!path.exists(), "the run file outlived its pool");
 }
 
+on_both_transports! {
 #[tokio::test]
-async fn pool_set_routes_calls_to_named_pools_with_their_own_profiles() {
-    let config = snakepit_core::config::SnakepitConfig::from_toml_str(
+async fn pool_set_routes_calls_to_named_pools_with_their_own_profiles(transport: TransportKind) {
+    let config = snakepit_core::config::SnakepitConfig::from_toml_str(&format!(
         r#"
         [[pools]]
         name = "default"
         pool_size = 1
+        transport = "{transport}"
         [pools.heartbeat]
         enabled = false
         [[pools]]
@@ -320,10 +338,11 @@ async fn pool_set_routes_calls_to_named_pools_with_their_own_profiles() {
         worker_profile = "thread"
         threads_per_worker = 3
         pool_size = 1
+        transport = "{transport}"
         [pools.heartbeat]
         enabled = false
-        "#,
-    )
+        "#
+    ))
     .unwrap();
     let set = Arc::new(snakepit_pool::PoolSet::start(&config).await.unwrap());
     set.await_ready(Duration::from_secs(90)).await.unwrap();
@@ -373,9 +392,11 @@ async fn pool_set_routes_calls_to_named_pools_with_their_own_profiles() {
     assert_eq!(set.stats()["threads"].requests, 4);
     set.shutdown().await;
 }
+}
 
+on_both_transports! {
 #[tokio::test]
-async fn python_tools_call_host_tools_and_get_their_results() {
+async fn python_tools_call_host_tools_and_get_their_results(transport: TransportKind) {
     use snakepit_worker::host_bridge::{HostTool, HostTools};
     let tools = HostTools::default();
     tools.register(
@@ -397,6 +418,7 @@ async fn python_tools_call_host_tools_and_get_their_results() {
     );
     let mut config = snakepit_core::config::PoolConfig::showcase(1);
     config.heartbeat.enabled = false;
+    config.transport = transport;
     let pool = snakepit_pool::Pool::start_with_host_tools(config, tools)
         .await
         .unwrap();
@@ -437,4 +459,5 @@ async fn python_tools_call_host_tools_and_get_their_results() {
     let announced = pool.host_tools().worker_tools();
     assert!(announced.contains_key("echo"), "{announced:?}");
     pool.shutdown().await;
+}
 }

@@ -1,7 +1,8 @@
-//! Values and durations at and past their limits, through a pool of real Python workers.
+//! Values and durations at and past their limits, through a pool of real Python workers on both transports.
 
 #![allow(clippy::unwrap_used)]
 
+#[macro_use]
 mod support;
 
 use std::time::Duration;
@@ -12,7 +13,7 @@ use serde_json::{json, Map, Value};
 use snakepit_core::json_limits::{dispose_value, value_depth, MAX_VALUE_DEPTH};
 use snakepit_core::{CallOptions, ErrorKind, ToolCall, MAX_CALL_TIMEOUT};
 use snakepit_pool::Pool;
-use support::ready_pool;
+use support::ready_pool_on;
 
 /// A value `depth` levels deep whose containers alternate between arrays and objects as
 /// `shape` says (bit i set: level i is an object), built without recursion.
@@ -41,9 +42,10 @@ async fn assert_serves(pool: &Pool) {
     assert_eq!(pong.json["status"], "ok");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn deep_parameters_are_a_validation_error_and_the_pool_keeps_serving() {
-    let pool = ready_pool(1, |_| {}).await;
+on_both_transports! {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn deep_parameters_are_a_validation_error_and_the_pool_keeps_serving(transport: TransportKind) {
+    let pool = ready_pool_on(transport, 1, |_| {}).await;
     for depth in [MAX_VALUE_DEPTH + 1, 10_000, 100_000] {
         let err = pool
             .execute(
@@ -80,10 +82,12 @@ async fn deep_parameters_are_a_validation_error_and_the_pool_keeps_serving() {
     assert_serves(&pool).await;
     pool.shutdown().await;
 }
+}
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn results_nested_two_hundred_deep_come_back_as_json() {
-    let pool = ready_pool(1, |_| {}).await;
+on_both_transports! {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn results_nested_two_hundred_deep_come_back_as_json(transport: TransportKind) {
+    let pool = ready_pool_on(transport, 1, |_| {}).await;
     let sent = nested(200, 0xF0F0);
     let result = pool
         .execute("echo", args_x(sent.clone()), CallOptions::default())
@@ -105,10 +109,12 @@ async fn results_nested_two_hundred_deep_come_back_as_json() {
     assert_serves(&pool).await;
     pool.shutdown().await;
 }
+}
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn timeouts_report_the_duration_that_passed_and_streams_count_their_errors() {
-    let pool = ready_pool(1, |_| {}).await;
+on_both_transports! {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn timeouts_report_the_duration_that_passed_and_streams_count_their_errors(transport: TransportKind) {
+    let pool = ready_pool_on(transport, 1, |_| {}).await;
     let opts = CallOptions::default().with_timeout(Duration::from_millis(2_000));
     let before = pool.stats().errors;
     let mut chunks = pool
@@ -142,6 +148,7 @@ async fn timeouts_report_the_duration_that_passed_and_streams_count_their_errors
     assert!(err.to_string().contains("after 2000 ms"), "{err}");
     pool.shutdown().await;
 }
+}
 
 /// One random case: a value of random depth and shape, a random timeout.
 #[derive(Debug)]
@@ -173,8 +180,9 @@ fn random_case(rng: &mut rand::rngs::StdRng) -> Case {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn random_depths_and_durations_end_in_a_result_or_a_typed_error() {
+on_both_transports! {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn random_depths_and_durations_end_in_a_result_or_a_typed_error(transport: TransportKind) {
     let seed: u64 = std::env::var("SNAKEPIT_FUZZ_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -182,7 +190,7 @@ async fn random_depths_and_durations_end_in_a_result_or_a_typed_error() {
     eprintln!("fuzz seed {seed} (rerun with SNAKEPIT_FUZZ_SEED={seed})");
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     // Timed-out workers are replaced; a long queue timeout keeps the next call waiting for one.
-    let pool = ready_pool(2, |c| c.queue_timeout = Duration::from_secs(120)).await;
+    let pool = ready_pool_on(transport, 2, |c| c.queue_timeout = Duration::from_secs(120)).await;
     for _ in 0..40 {
         let case = random_case(&mut rng);
         let mut opts = CallOptions::default();
@@ -221,4 +229,5 @@ async fn random_depths_and_durations_end_in_a_result_or_a_typed_error() {
     }
     assert_serves(&pool).await;
     pool.shutdown().await;
+}
 }

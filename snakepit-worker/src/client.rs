@@ -1,4 +1,4 @@
-//! The gRPC client of one worker, as a `tower::Service<ToolCall>` for unary calls plus streaming.
+//! The client of one worker, as a `tower::Service<ToolCall>` for unary calls plus streaming.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -9,12 +9,12 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use hyper_util::rt::TokioIo;
+use snakepit_core::config::TransportKind;
 use snakepit_core::{ChunkStream, Error, Payload, ToolCall, WorkerId};
-use snakepit_proto::pb::{self, BridgeServiceClient};
-use snakepit_proto::{CORRELATION_METADATA_KEY, TOKEN_METADATA_KEY};
-use tonic::metadata::MetadataValue;
+use snakepit_proto::pb;
 use tonic::transport::{Channel, Endpoint, Uri};
 
+use crate::transport::{CallMeta, GrpcTransport, Transport};
 use crate::wire;
 
 /// Where a worker listens.
@@ -80,33 +80,32 @@ pub(crate) trait ExitProbe: Send + Sync + std::fmt::Debug {
     fn crashed(&self) -> Pin<Box<dyn Future<Output = Option<String>> + Send + '_>>;
 }
 
-/// The gRPC client of one worker: cheap to clone, a `tower::Service` for unary calls.
+/// The client of one worker: cheap to clone, a `tower::Service` for unary calls.
+///
+/// Tool calls go over the pool's transport (`fast` or `grpc`); `Ping` (heartbeat, readiness)
+/// always uses gRPC. Whichever transport carried a call, its failures become the same errors.
 #[derive(Clone, Debug)]
 pub struct WorkerClient {
     worker: WorkerId,
-    inner: BridgeServiceClient<Channel>,
-    token: Arc<MetadataValue<tonic::metadata::Ascii>>,
+    calls: Arc<dyn Transport>,
+    control: GrpcTransport,
     probe: Arc<dyn ExitProbe>,
 }
 
 impl WorkerClient {
     pub(crate) fn new(
         worker: WorkerId,
-        channel: Channel,
-        token: &str,
+        control: GrpcTransport,
+        calls: Option<Arc<dyn Transport>>,
         probe: Arc<dyn ExitProbe>,
-    ) -> Result<Self, Error> {
-        let token = MetadataValue::try_from(token)
-            .map_err(|_| Error::pool("the run token is not valid ASCII metadata"))?;
-        let inner = BridgeServiceClient::new(channel)
-            .max_decoding_message_size(usize::MAX)
-            .max_encoding_message_size(usize::MAX);
-        Ok(Self {
+    ) -> Self {
+        let calls = calls.unwrap_or_else(|| Arc::new(control.clone()));
+        Self {
             worker,
-            inner,
-            token: Arc::new(token),
+            calls,
+            control,
             probe,
-        })
+        }
     }
 
     /// Returns the worker this client talks to.
@@ -114,23 +113,9 @@ impl WorkerClient {
         &self.worker
     }
 
-    fn request<T>(
-        &self,
-        msg: T,
-        timeout: Option<Duration>,
-        correlation_id: &str,
-    ) -> tonic::Request<T> {
-        let mut req = tonic::Request::new(msg);
-        req.metadata_mut()
-            .insert(TOKEN_METADATA_KEY, (*self.token).clone());
-        if let Ok(v) = MetadataValue::try_from(correlation_id) {
-            req.metadata_mut().insert(CORRELATION_METADATA_KEY, v);
-        }
-        if let Some(t) = timeout {
-            // Sent as grpc-timeout, so the Python side sees its deadline.
-            req.set_timeout(t);
-        }
-        req
+    /// Returns the transport that carries this client's tool calls.
+    pub fn transport(&self) -> TransportKind {
+        self.calls.kind()
     }
 
     async fn map_status(
@@ -157,51 +142,34 @@ impl WorkerClient {
         wire::status_to_error(self.worker.as_str(), tool, &status, timeout)
     }
 
-    /// Sends a `Ping` and returns the round-trip time.
+    /// Sends a `Ping` (over gRPC) and returns the round-trip time.
     pub async fn ping(&self) -> Result<Duration, Error> {
         let started = std::time::Instant::now();
-        let limit = Some(Duration::from_secs(10));
-        let req = self.request(
-            pb::PingRequest {
-                message: "ping".into(),
-            },
-            limit,
-            "ping",
-        );
-        self.inner
-            .clone()
-            .ping(req)
+        self.control
+            .ping()
             .await
-            .map_err(|s| wire::status_to_error(self.worker.as_str(), "Ping", &s, limit))?;
+            .map_err(|s| wire::status_to_error(self.worker.as_str(), "Ping", &s, None))?;
         Ok(started.elapsed())
     }
 
     /// Runs one tool call.
     pub async fn execute(&self, call: ToolCall) -> Result<Payload, Error> {
-        let correlation = correlation_of(&call);
-        let timeout = call.deadline.or(call.options.timeout);
-        let req = self.request(
-            wire::request_of(&call, false, &correlation),
-            timeout,
-            &correlation,
-        );
-        match self.inner.clone().execute_tool(req).await {
-            Ok(resp) => wire::payload_of(&call.tool, resp.into_inner()),
+        let (request, meta) = prepare(&call, false);
+        let timeout = meta.timeout;
+        match self.calls.execute(request, meta).await {
+            Ok(resp) => wire::payload_of(&call.tool, resp),
             Err(status) => Err(self.map_status(&call.tool, status, timeout).await),
         }
     }
 
     /// Runs a streaming tool; chunks are yielded as the worker sends them.
+    ///
+    /// Dropping the stream cancels the call: the worker closes the tool's generator.
     pub async fn execute_stream(&self, call: ToolCall) -> Result<ChunkStream, Error> {
-        let correlation = correlation_of(&call);
-        let timeout = call.deadline.or(call.options.timeout);
-        let req = self.request(
-            wire::request_of(&call, true, &correlation),
-            timeout,
-            &correlation,
-        );
-        let stream = match self.inner.clone().execute_streaming_tool(req).await {
-            Ok(resp) => resp.into_inner(),
+        let (request, meta) = prepare(&call, true);
+        let timeout = meta.timeout;
+        let stream = match self.calls.execute_stream(request, meta).await {
+            Ok(stream) => stream,
             Err(status) => return Err(self.map_status(&call.tool, status, timeout).await),
         };
         let this = self.clone();
@@ -220,6 +188,17 @@ impl WorkerClient {
     }
 }
 
+/// The wire request of a call and what travels beside it.
+fn prepare(call: &ToolCall, stream: bool) -> (pb::ExecuteToolRequest, CallMeta) {
+    let correlation_id = correlation_of(call);
+    let request = wire::request_of(call, stream, &correlation_id);
+    let meta = CallMeta {
+        timeout: call.deadline.or(call.options.timeout),
+        correlation_id,
+    };
+    (request, meta)
+}
+
 fn correlation_of(call: &ToolCall) -> String {
     call.options.correlation_id.clone().unwrap_or_else(|| {
         use rand::Rng;
@@ -233,7 +212,7 @@ impl tower::Service<ToolCall> for WorkerClient {
     type Future = Pin<Box<dyn Future<Output = Result<Payload, Error>> + Send + 'static>>;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        // HTTP/2 multiplexes; concurrency per worker is bounded by the pool's scheduler.
+        // Both transports multiplex; concurrency per worker is bounded by the pool's scheduler.
         Poll::Ready(Ok(()))
     }
 

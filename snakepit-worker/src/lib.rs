@@ -1,10 +1,12 @@
-//! One supervised Python worker process and its gRPC client.
+//! One supervised Python worker process and its client (`fast` or `grpc` transport).
 //!
 //! [`Worker::start`] spawns `python -m snakepit_bridge.server` (or a configured script speaking
 //! the same protocol) in its own process group, listening on a Unix socket inside the run's
 //! private 0700 directory ([`RunContext`]), with the run token in its environment. It waits for
 //! the ready file, connects, and returns a worker whose [`WorkerClient`] is a
-//! `tower::Service<ToolCall>`. Stopping is SIGTERM, a grace period, then SIGKILL of the group;
+//! `tower::Service<ToolCall>`. Tool calls travel over the pool's transport: `fast` (the bridge's
+//! protobuf messages in length-prefixed frames on a second private socket, the default) or
+//! `grpc`; heartbeat pings always use gRPC. Stopping is SIGTERM, a grace period, then SIGKILL of the group;
 //! dropping a [`Worker`] kills its group, so a worker never outlives its handle.
 //!
 //! This crate is the only place where `tonic::Status` becomes a [`snakepit_core::Error`].
@@ -15,6 +17,7 @@ mod process;
 pub mod python_env;
 pub mod registry;
 mod run;
+mod transport;
 mod wire;
 mod worker;
 

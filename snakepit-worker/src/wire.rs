@@ -1,4 +1,4 @@
-//! Value encoding of the bridge protocol and the one mapping from gRPC status to core errors.
+//! Value encoding of the bridge protocol and the one mapping from a status to core errors.
 
 use std::time::Duration;
 
@@ -185,8 +185,8 @@ pub(crate) fn tool_error(tool: &str, message: &str) -> Error {
 /// The one place a `tonic::Status` becomes a core error.
 ///
 /// Status details or messages holding the JSON error object (mid-stream failures, unknown
-/// streaming tools) become the same typed errors as unary failures. `timeout` is the deadline
-/// the call was sent with, reported when the worker says it passed.
+/// streaming tools) become the same typed errors as unary failures.
+/// `timeout` is the call's limit, named in the timeout error.
 pub(crate) fn status_to_error(
     worker: &str,
     tool: &str,
@@ -221,7 +221,7 @@ pub(crate) fn status_to_error(
         }
         code => Error::transport(
             format!(
-                "gRPC call '{tool}' to worker {worker} failed: {code:?}: {}",
+                "call '{tool}' to worker {worker} failed: {code:?}: {}",
                 status.message()
             ),
             Some(code as i32),

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
-use snakepit_core::config::{HeartbeatConfig, PoolConfig, WorkerProfile};
+use snakepit_core::config::{HeartbeatConfig, PoolConfig, TransportKind, WorkerProfile};
 use snakepit_core::{ChunkStream, Error, Payload, ToolCall, WorkerId};
 use tokio::process::Command;
 use tokio::task::JoinHandle;
@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 use crate::client::{connect, ExitProbe, WorkerAddress, WorkerClient};
 use crate::process::{ExitInfo, HostSignal, WorkerProcess};
 use crate::run::RunContext;
+use crate::transport::{FastTransport, GrpcTransport, Transport};
 
 /// Environment variable carrying the run token to the worker (never the command line).
 pub const TOKEN_ENV_VAR: &str = "SNAKEPIT_AUTH_TOKEN";
@@ -90,6 +91,16 @@ impl WorkerSpec {
                 cmd.env(var, "1");
             }
         }
+        if pool.transport == TransportKind::Fast {
+            cmd.env(
+                "SNAKEPIT_FAST_ADDRESS",
+                format!("unix:{}", fast_socket_path(socket).display()),
+            )
+            .env(
+                "SNAKEPIT_FAST_MAX_MESSAGE_BYTES",
+                pool.max_message_bytes.to_string(),
+            );
+        }
         cmd.env("GRPC_POLL_STRATEGY", "poll")
             .env("PYTHONUNBUFFERED", "1")
             .env("SNAKEPIT_OTEL_CONSOLE", "false")
@@ -103,6 +114,11 @@ impl WorkerSpec {
             .envs(&pool.adapter_env);
         cmd
     }
+}
+
+/// The `fast` transport's socket beside the worker's gRPC socket `<id>.sock`: `<id>.fast.sock`.
+fn fast_socket_path(socket: &std::path::Path) -> PathBuf {
+    socket.with_extension("fast.sock")
 }
 
 /// The pool's heartbeat settings for the Python side (the host is the authority).
@@ -166,8 +182,8 @@ impl Worker {
         let process = Arc::new(process);
         let timeout = spec.pool.startup_timeout;
         let started_at = Instant::now();
-        let address = match tokio::time::timeout(timeout, wait_ready(&process, &ready_file)).await {
-            Ok(Ok(addr)) => addr,
+        let ready = match tokio::time::timeout(timeout, wait_ready(&process, &ready_file)).await {
+            Ok(Ok(ready)) => ready,
             Ok(Err(exit)) => {
                 let stderr = process.stderr_tail();
                 let output = if stderr.trim().is_empty() {
@@ -197,10 +213,13 @@ impl Worker {
             }
         };
         let _ = std::fs::remove_file(&ready_file);
-        let remaining = timeout
-            .saturating_sub(started_at.elapsed())
-            .max(Duration::from_millis(100));
-        let channel = tokio::time::timeout(remaining, connect(&address))
+        let remaining = || {
+            timeout
+                .saturating_sub(started_at.elapsed())
+                .max(Duration::from_millis(100))
+        };
+        let address = ready.address;
+        let channel = tokio::time::timeout(remaining(), connect(&address))
             .await
             .map_err(|_| Error::timeout(format!("connecting to worker {}", spec.id), timeout))?
             .map_err(|e| Error::Worker {
@@ -208,12 +227,20 @@ impl Worker {
                 message: format!("cannot connect to {address:?}: {e}"),
                 source: Some(Box::new(e)),
             })?;
+        let control = GrpcTransport::new(channel, run.token())?;
+        let calls = match spec.pool.transport {
+            TransportKind::Grpc => None,
+            TransportKind::Fast => {
+                let fast = connect_fast(&spec, ready.fast, run.token(), remaining()).await?;
+                Some(Arc::new(fast) as Arc<dyn Transport>)
+            }
+        };
         let client = WorkerClient::new(
             spec.id.clone(),
-            channel,
-            run.token(),
+            control,
+            calls,
             Arc::new(ProcessProbe(process.clone())),
-        )?;
+        );
         client.ping().await?;
         let heartbeat = spec.pool.heartbeat.enabled.then(|| {
             tokio::spawn(heartbeat(
@@ -248,7 +275,12 @@ impl Worker {
         self.started_at.elapsed()
     }
 
-    /// Returns a clone of the worker's gRPC client (a `tower::Service<ToolCall>`).
+    /// Returns the transport that carries this worker's tool calls.
+    pub fn transport(&self) -> TransportKind {
+        self.client.transport()
+    }
+
+    /// Returns a clone of the worker's client (a `tower::Service<ToolCall>`).
     pub fn client(&self) -> WorkerClient {
         self.client.clone()
     }
@@ -297,23 +329,80 @@ impl Drop for Worker {
     }
 }
 
+/// What a worker's ready file announces: its gRPC address and, on a second line
+/// `fast:unix:<path>`, the socket of the `fast` transport when it opened one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ReadyAnnouncement {
+    address: WorkerAddress,
+    fast: Option<PathBuf>,
+}
+
+impl ReadyAnnouncement {
+    fn parse(text: &str) -> Option<Self> {
+        let mut lines = text.lines();
+        let address = WorkerAddress::parse(lines.next()?)?;
+        let fast = lines
+            .filter_map(|l| l.trim().strip_prefix("fast:unix:"))
+            .map(PathBuf::from)
+            .next();
+        Some(Self { address, fast })
+    }
+}
+
 async fn wait_ready(
     process: &WorkerProcess,
     ready_file: &std::path::Path,
-) -> Result<WorkerAddress, ExitInfo> {
+) -> Result<ReadyAnnouncement, ExitInfo> {
     let mut tick = tokio::time::interval(Duration::from_millis(5));
     loop {
         tokio::select! {
             exit = process.exited() => return Err(exit),
             _ = tick.tick() => {
                 if let Ok(text) = tokio::fs::read_to_string(ready_file).await {
-                    if let Some(addr) = WorkerAddress::parse(&text) {
-                        return Ok(addr);
+                    if let Some(ready) = ReadyAnnouncement::parse(&text) {
+                        return Ok(ready);
                     }
                 }
             }
         }
     }
+}
+
+/// Opens the `fast` connection the worker announced (token handshake included).
+async fn connect_fast(
+    spec: &WorkerSpec,
+    announced: Option<PathBuf>,
+    token: &str,
+    within: Duration,
+) -> Result<FastTransport, Error> {
+    let Some(path) = announced else {
+        return Err(Error::worker(
+            &spec.id,
+            "its server did not open the fast transport (the ready file names no fast socket); \
+             use snakepit_bridge.server, or set transport = \"grpc\" for a server that speaks only gRPC",
+        ));
+    };
+    let opened = tokio::time::timeout(
+        within,
+        FastTransport::connect(path.clone(), token, spec.pool.max_message_bytes),
+    )
+    .await
+    .map_err(|_| {
+        Error::timeout(
+            format!("opening the fast transport of worker {}", spec.id),
+            within,
+        )
+    })?;
+    opened.map_err(|status| {
+        Error::worker(
+            &spec.id,
+            format!(
+                "cannot open the fast transport at {}: {}",
+                path.display(),
+                status.message()
+            ),
+        )
+    })
 }
 
 /// Pings the worker every interval; after `max_missed_heartbeats` misses a dependent worker is killed.

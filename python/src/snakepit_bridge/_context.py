@@ -26,12 +26,22 @@ class SessionContext:
         deadline: Optional[float] = None,
         host_address: Optional[str] = None,
         token: Optional[str] = None,
+        cancelled: Optional[threading.Event] = None,
     ) -> None:
         self.session_id = session_id
         self.request_metadata = dict(request_metadata or {})
         self._deadline = deadline
         self._host_address = host_address
         self._token = token
+        self._cancelled = cancelled if cancelled is not None else threading.Event()
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether the caller went away (dropped the call or the stream, or its deadline passed).
+
+        A long sync tool polls it to stop early; the call's result is no longer wanted.
+        """
+        return self._cancelled.is_set()
 
     def time_remaining(self) -> Optional[float]:
         """Seconds left before the caller's deadline, or ``None`` when the call has none."""

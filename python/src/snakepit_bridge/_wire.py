@@ -9,6 +9,18 @@ from typing import Any, Dict, Optional, Tuple
 
 from google.protobuf import any_pb2, wrappers_pb2
 
+try:  # orjson encodes and decodes several times faster; the standard library is the fallback
+    import orjson as _orjson
+
+    _ORJSON_OPTIONS = (
+        _orjson.OPT_NON_STR_KEYS
+        | _orjson.OPT_PASSTHROUGH_DATETIME
+        | _orjson.OPT_PASSTHROUGH_DATACLASS
+        | _orjson.OPT_PASSTHROUGH_SUBCLASS
+    )
+except ImportError:  # pragma: no cover - orjson is a dependency, but optional at run time
+    _orjson = None
+
 TYPE_URL_PREFIX = "type.googleapis.com/snakepit."
 
 
@@ -40,7 +52,23 @@ def to_jsonable(value: Any) -> Any:
 
 
 def encode_json(value: Any) -> bytes:
+    """Compact UTF-8 JSON of a value (orjson when installed; what it refuses goes to ``json``)."""
+    if _orjson is not None:
+        try:
+            return _orjson.dumps(value, default=_fallback, option=_ORJSON_OPTIONS)
+        except (TypeError, _orjson.JSONEncodeError):  # e.g. integers beyond 64 bits
+            pass
     return json.dumps(value, default=_fallback, separators=(",", ":")).encode()
+
+
+def loads_json(raw: bytes) -> Any:
+    """Parse UTF-8 JSON (orjson when installed; what it refuses, e.g. ``NaN``, goes to ``json``)."""
+    if _orjson is not None:
+        try:
+            return _orjson.loads(raw)
+        except _orjson.JSONDecodeError:
+            pass
+    return json.loads(raw)
 
 
 def _fallback(value: Any) -> Any:
@@ -65,7 +93,7 @@ def decode_any(message: any_pb2.Any) -> Any:
     if not raw:
         return None
     try:
-        return json.loads(raw)
+        return loads_json(raw)
     except (ValueError, UnicodeDecodeError):
         pass
     if message.type_url.endswith("google.protobuf.StringValue"):

@@ -1,7 +1,9 @@
 """The worker server: ``python -m snakepit_bridge.server --adapter pkg.mod.Class ...``.
 
 Speaks the Snakepit bridge protocol (``snakepit.bridge.BridgeService``) over a Unix socket
-(``--address unix:/path``) or loopback TCP, announces readiness through ``SNAKEPIT_READY_FILE``,
+(``--address unix:/path``) or loopback TCP, and the framed ``fast`` transport for tool calls
+on a second socket when ``SNAKEPIT_FAST_ADDRESS=unix:/path`` is set (see ``_fast``); announces
+readiness through ``SNAKEPIT_READY_FILE`` (a second line ``fast:unix:/path`` names the fast socket),
 requires the run token from ``SNAKEPIT_AUTH_TOKEN`` on every call, and on SIGTERM stops
 accepting calls, lets in-flight ones finish within the grace period, runs the adapter's
 ``cleanup()`` and exits 0.
@@ -25,6 +27,7 @@ from typing import Any, Dict, Optional
 import grpc
 
 from ._context import env_host_address, host_target
+from ._fast import FastServer, fast_address, max_message_bytes
 from ._proto import snakepit_bridge_pb2 as pb
 from ._proto import snakepit_bridge_pb2_grpc as pb_grpc
 from ._servicer import TOKEN_KEY, BridgeServicer, chunk_parts, chunk_value, tool_spec_message
@@ -196,6 +199,9 @@ async def serve(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    fast = _start_fast(servicer, token, args, loop)
+    if fast is not None:
+        ready += f"\nfast:unix:{fast.path}"
     background = [asyncio.ensure_future(_watch_parent(stop))]
     if host_address:
         await _register_tools(servicer, host_address, token, args.worker_id)
@@ -209,7 +215,8 @@ async def serve(args: argparse.Namespace) -> int:
     await stop.wait()
     log.info("shutting down: waiting up to %d ms for %d in-flight calls", args.shutdown_grace_ms, servicer.in_flight)
     servicer.close()
-    await server.stop(max(0, args.shutdown_grace_ms) / 1000.0)
+    grace = max(0, args.shutdown_grace_ms) / 1000.0
+    await asyncio.gather(server.stop(grace), *([fast.stop(grace)] if fast is not None else []))
     for task in background:
         task.cancel()
     await asyncio.gather(*background, return_exceptions=True)
@@ -219,6 +226,26 @@ async def serve(args: argparse.Namespace) -> int:
         log.exception("adapter cleanup failed")
     executor.shutdown(wait=False, cancel_futures=True)
     return 0
+
+
+def _start_fast(servicer: BridgeServicer, token, args: argparse.Namespace, loop) -> Optional[FastServer]:
+    """Open the ``fast`` transport's socket when the host asked for one (SNAKEPIT_FAST_ADDRESS)."""
+    path = fast_address()
+    if path is None:
+        return None
+    fast = FastServer(
+        servicer.dispatcher,
+        token,
+        path,
+        inline=args.mode == "process",
+        home_loop=loop,
+        max_message_bytes=max_message_bytes(),
+    )
+    try:
+        fast.start()
+    except OSError as exc:
+        raise StartupError(f"cannot listen on unix:{path} (fast transport): {exc}") from exc
+    return fast
 
 
 def _host_gone(reason: str) -> None:

@@ -19,8 +19,8 @@ use serde::Deserialize;
 pub use error::ConfigError;
 pub use gpu_profiler::{GpuProfilerSettings, GpuProfilerTable, DEFAULT_GPU_PROFILER_INTERVAL};
 pub use pool::{
-    HeartbeatConfig, PoolConfig, WorkerLifetime, WorkerMaxRequests, WorkerProfile, DEFAULT_ADAPTER,
-    DEFAULT_SERVER_MODULE,
+    HeartbeatConfig, PoolConfig, TransportKind, WorkerLifetime, WorkerMaxRequests, WorkerProfile,
+    DEFAULT_ADAPTER, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_SERVER_MODULE,
 };
 pub use python::{
     requirement_name, PythonEnvConfig, PythonInstaller, PythonPackagesTable, PythonRuntime,

@@ -23,6 +23,8 @@ const DEFAULT_THREADS_PER_WORKER: usize = 10;
 const DEFAULT_EXECUTE_TIMEOUT_MS: u64 = 60_000;
 const DEFAULT_STREAM_TIMEOUT_MS: u64 = 300_000;
 const DEFAULT_LIFECYCLE_CHECK_INTERVAL_MS: u64 = 60_000;
+/// Default bound on one message of the `fast` transport (256 MiB).
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 256 << 20;
 /// The seeds' hard ceiling on workers per pool.
 const MAX_WORKERS: usize = 1_000;
 
@@ -35,6 +37,34 @@ pub enum WorkerProfile {
     Process,
     /// Few processes, each serving `threads_per_worker` requests at once.
     Thread,
+}
+
+/// Which transport carries a pool's tool calls to its workers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransportKind {
+    /// Length-prefixed protobuf frames on a private Unix socket (the default; our own
+    /// `snakepit_bridge` workers only).
+    #[default]
+    Fast,
+    /// gRPC (`snakepit.bridge.BridgeService`), what the original's workers and other hosts speak.
+    Grpc,
+}
+
+impl TransportKind {
+    /// Returns the name used in configuration (`fast` or `grpc`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Fast => "fast",
+            Self::Grpc => "grpc",
+        }
+    }
+}
+
+impl std::fmt::Display for TransportKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// `worker_ttl`: `"infinity"`, a number of seconds, or `{ value = N, unit = "minutes" }`.
@@ -155,6 +185,12 @@ pub struct PoolTable {
     pub worker_profile: Option<WorkerProfile>,
     /// Number of worker processes.
     pub pool_size: Option<usize>,
+    /// `fast` or `grpc`: what carries tool calls to the workers (default `fast` with our own
+    /// server, `grpc` with a `server_script` or another `server_module`).
+    pub transport: Option<TransportKind>,
+    /// Largest message (request, response or chunk) of the `fast` transport, in bytes
+    /// (default 256 MiB).
+    pub max_message_bytes: Option<usize>,
     /// Python adapter class, `module.Class`.
     pub adapter_spec: Option<String>,
     /// Arguments for the worker server (`["--adapter", "pkg.mod.Class"]`).
@@ -216,6 +252,10 @@ pub struct PoolConfig {
     pub worker_profile: WorkerProfile,
     /// Number of worker processes.
     pub pool_size: usize,
+    /// What carries tool calls to the workers (heartbeat and telemetry always use gRPC).
+    pub transport: TransportKind,
+    /// Largest message of the `fast` transport in bytes; bigger ones are refused on both sides.
+    pub max_message_bytes: usize,
     /// The adapter class (`module.Class`).
     pub adapter_spec: String,
     /// Arguments for the worker server; always contains `--adapter <adapter_spec>`.
@@ -309,6 +349,13 @@ impl PoolConfig {
                 key("startup_batch_size"),
                 0,
                 "a positive integer",
+            ));
+        }
+        if self.max_message_bytes < 1024 {
+            return Err(ConfigError::invalid(
+                key("max_message_bytes"),
+                self.max_message_bytes,
+                "at least 1024 bytes",
             ));
         }
         if self.threads_per_worker == 0 {
@@ -554,6 +601,19 @@ fn normalize_table(
         name,
         worker_profile: t.worker_profile.unwrap_or_default(),
         pool_size,
+        // Only our own server speaks `fast`; a custom server gets gRPC unless it opts in.
+        transport: t.transport.unwrap_or(
+            if t.server_script.is_some()
+                || t.server_module
+                    .as_deref()
+                    .is_some_and(|m| m != DEFAULT_SERVER_MODULE)
+            {
+                TransportKind::Grpc
+            } else {
+                TransportKind::Fast
+            },
+        ),
+        max_message_bytes: t.max_message_bytes.unwrap_or(DEFAULT_MAX_MESSAGE_BYTES),
         adapter_spec,
         adapter_args,
         adapter_env,

@@ -29,6 +29,8 @@ fn defaults_follow_the_seeds() {
     let p = &pools("").unwrap()[0];
     assert_eq!(p.name, "default");
     assert_eq!(p.worker_profile, WorkerProfile::Process);
+    assert_eq!(p.transport, TransportKind::Fast);
+    assert_eq!(p.max_message_bytes, 256 << 20);
     assert_eq!(p.startup_batch_size, 8);
     assert_eq!(p.startup_batch_delay, Duration::from_millis(750));
     assert_eq!(p.startup_timeout, Duration::from_millis(10_000));
@@ -59,6 +61,7 @@ fn multi_pool_form_with_overrides_and_globals() {
         [[pools]]
         name = "ml"
         worker_profile = "thread"
+        transport = "grpc"
         threads_per_worker = 16
         pool_size = 4
         adapter_args = ["--adapter", "myapp.ml.InferenceAdapter"]
@@ -85,6 +88,9 @@ fn multi_pool_form_with_overrides_and_globals() {
     assert_eq!(ml.worker_ttl, Some(Duration::from_secs(7200)));
     assert_eq!(ml.worker_max_requests, Some(1000));
     assert!(!ml.heartbeat.dependent);
+    assert_eq!(ml.transport, TransportKind::Grpc);
+    let custom = pools("[[pools]]\nname = \"o\"\nserver_script = \"grpc_server.py\"\n").unwrap();
+    assert_eq!(custom[0].transport, TransportKind::Grpc);
     assert_eq!(ml.heartbeat.ping_interval, Duration::from_millis(5000));
 }
 
@@ -114,6 +120,16 @@ fn invalid_values_name_key_value_and_allowed() {
     assert!(err.to_string().contains("pools[a].worker_ttl"), "{err}");
     let err = pools("[[pools]]\nname = \"a\"\nadapter_spec = \"not a class\"\n").unwrap_err();
     assert!(err.to_string().contains("adapter_spec"), "{err}");
+    let err = pools("[[pools]]\nname = \"a\"\ntransport = \"carrier-pigeon\"\n").unwrap_err();
+    assert!(
+        err.to_string().contains("transport") && err.to_string().contains("grpc"),
+        "{err}"
+    );
+    let err = pools("[[pools]]\nname = \"a\"\nmax_message_bytes = 10\n").unwrap_err();
+    assert!(
+        err.to_string().contains("pools[a].max_message_bytes"),
+        "{err}"
+    );
     let err = pools("[[pools]]\nname = \"a\"\nworker_profile = \"fiber\"\n").unwrap_err();
     assert!(err.to_string().contains("worker_profile"), "{err}");
     let err = pools("[[pools]]\npool_size = 1\n").unwrap_err();

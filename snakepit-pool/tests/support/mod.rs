@@ -1,16 +1,57 @@
 //! Shared support for the integration tests: real Python workers from the project's `.venv`.
 
-#![allow(dead_code, unreachable_pub, missing_docs)]
+#![allow(dead_code, unreachable_pub, missing_docs, unused_macros)]
 
 use std::time::Duration;
 
-use snakepit_core::config::PoolConfig;
+use snakepit_core::config::{PoolConfig, TransportKind};
 use snakepit_pool::Pool;
+
+/// Defines `mod <name> { fn fast(), fn grpc() }`: one test body, run once per transport.
+///
+/// ```ignore
+/// on_both_transports! {
+///     #[tokio::test]
+///     async fn calls_work(transport: TransportKind) { ... }
+/// }
+/// ```
+macro_rules! on_both_transports {
+    ($(#[$attr:meta])* async fn $name:ident($t:ident: TransportKind) $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            async fn body($t: snakepit_core::config::TransportKind) $body
+
+            $(#[$attr])*
+            async fn fast() {
+                body(snakepit_core::config::TransportKind::Fast).await
+            }
+
+            $(#[$attr])*
+            async fn grpc() {
+                body(snakepit_core::config::TransportKind::Grpc).await
+            }
+        }
+    };
+}
 
 /// A showcase pool of `size` workers, configured by `tweak`, ready to serve.
 pub async fn ready_pool(size: usize, tweak: impl FnOnce(&mut PoolConfig)) -> Pool {
+    ready_pool_on(TransportKind::default(), size, tweak).await
+}
+
+/// A showcase pool of `size` workers on `transport`, configured by `tweak`, ready to serve.
+pub async fn ready_pool_on(
+    transport: TransportKind,
+    size: usize,
+    tweak: impl FnOnce(&mut PoolConfig),
+) -> Pool {
     let mut config = PoolConfig::showcase(size);
+    config.transport = transport;
     config.heartbeat.enabled = false;
+    // Generous: on a loaded machine a replacement worker can take longer than 5 s to start.
+    config.queue_timeout = Duration::from_secs(60);
     config.startup_timeout = Duration::from_secs(60);
     tweak(&mut config);
     let pool = Pool::start(config).await.expect("pool starts");

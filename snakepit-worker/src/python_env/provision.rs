@@ -61,7 +61,12 @@ impl SetupPlan {
                 format!("snakepit-bridge {} {}\n", bridge_version(), bridge_hash())
             }
             BridgeSource::Editable(path) => {
-                format!("snakepit-bridge editable {}\n", path.display())
+                // The checkout's dependencies may change: a new pyproject.toml means reinstall.
+                let pyproject = std::fs::read(path.join("pyproject.toml")).unwrap_or_default();
+                let hash = pyproject.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| {
+                    (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+                });
+                format!("snakepit-bridge editable {} {hash:016x}\n", path.display())
             }
         }
     }
