@@ -34,6 +34,17 @@ fn args_x(value: Value) -> Value {
     Value::Object(Map::from_iter([("x".to_owned(), value)]))
 }
 
+/// The timeout names the call's limit (the worker's own deadline may round it down a little).
+fn assert_reports_about_two_seconds(err: &snakepit_core::Error) {
+    match err {
+        snakepit_core::Error::Timeout { timeout, .. } => assert!(
+            *timeout >= Duration::from_millis(1_900) && *timeout <= Duration::from_millis(2_000),
+            "{err}"
+        ),
+        other => panic!("not a timeout: {other}"),
+    }
+}
+
 async fn assert_serves(pool: &Pool) {
     let pong = pool
         .execute("ping", json!({}), CallOptions::default())
@@ -133,7 +144,7 @@ on_both_transports! {
     }
     let err = last.expect("more items").unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
-    assert!(err.to_string().contains("after 2000 ms"), "{err}");
+    assert_reports_about_two_seconds(&err);
     assert_eq!(
         pool.stats().errors,
         before + 1,
@@ -145,7 +156,7 @@ on_both_transports! {
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
-    assert!(err.to_string().contains("after 2000 ms"), "{err}");
+    assert_reports_about_two_seconds(&err);
     pool.shutdown().await;
 }
 }
