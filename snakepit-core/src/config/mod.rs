@@ -9,6 +9,7 @@ mod error;
 mod gpu_profiler;
 mod pool;
 mod python;
+mod start_mode;
 #[cfg(test)]
 mod tests;
 
@@ -26,6 +27,7 @@ pub use python::{
     requirement_name, PythonEnvConfig, PythonInstaller, PythonPackagesTable, PythonRuntime,
     PythonRuntimeTable,
 };
+pub use start_mode::StartMode;
 
 /// The configuration used when no file is given: one pool running the bundled showcase adapter.
 pub const EMBEDDED_DEFAULT: &str = include_str!("default.toml");
@@ -58,6 +60,8 @@ pub struct SnakepitConfig {
     pub python_packages: Option<PythonPackagesTable>,
     /// Host log level: debug, info, warning, error, none (default error).
     pub log_level: Option<String>,
+    /// Default `start_mode` for pools that do not set one (`zygote` on Linux, else `spawn`).
+    pub start_mode: Option<StartMode>,
     /// Global heartbeat defaults, merged under each pool's own.
     pub heartbeat: Option<pool::HeartbeatOverrides>,
     /// Legacy single-pool options (`pool_config` in the seeds).
