@@ -17,8 +17,18 @@ use snakepit_core::{Error, RunId, ToolCall, WorkerId};
 use snakepit_pool::Pool;
 use snakepit_worker::{RunContext, Worker, WorkerSpec};
 
+#[path = "support/zygote_startup.rs"]
+mod zygote_startup;
+
 /// The groups of the suite, in the order they run.
-const GROUPS: &[&str] = &["latency", "throughput", "startup", "payload", "recovery"];
+const GROUPS: &[&str] = &[
+    "latency",
+    "throughput",
+    "startup",
+    "payload",
+    "recovery",
+    "zygote",
+];
 
 /// How much work each group does.
 #[derive(Debug, Clone, Copy)]
@@ -639,9 +649,12 @@ async fn recovery(scale: Scale, python: &Path) -> Result<Vec<Figure>, Error> {
         b?;
         recover.push(millis(t.elapsed()));
 
+        // A cold start: a fresh interpreter, not a fork of a zygote.
+        let mut cold = bench_config(1);
+        cold.start_mode = snakepit_core::config::StartMode::Spawn;
         let spec = WorkerSpec::new(
             WorkerId::new(format!("bench_fresh_{round}_{}", RunId::generate())),
-            bench_config(1),
+            cold,
             python.to_path_buf(),
         );
         let t = Instant::now();
@@ -717,6 +730,7 @@ async fn run(args: Args) -> Result<(), String> {
             "throughput" => throughput(scale, &python).await,
             "startup" => startup(scale, &python).await,
             "payload" => payload(scale).await,
+            "zygote" => zygote_startup::zygote(scale).await,
             _ => recovery(scale, &python).await,
         };
         figures.extend(result.map_err(|e| format!("{group}: {e}"))?);

@@ -650,6 +650,9 @@ impl Inner {
         };
         self.ready_workers.send_replace(0);
         futures::future::join_all(workers.iter().map(|w| w.stop())).await;
+        self.run
+            .stop_zygotes(self.config.graceful_shutdown_timeout)
+            .await;
         tracing::info!(pool = %self.config.name, stopped = workers.len(), "pool shut down");
     }
 }

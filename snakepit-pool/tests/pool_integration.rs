@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::StreamExt;
 use serde_json::json;
+use snakepit_core::config::{StartMode, TransportKind};
 use snakepit_core::{CallOptions, ErrorKind};
 use support::{eventually, processes_mentioning, ready_pool, ready_pool_on};
 
@@ -182,7 +183,26 @@ async fn call_past_its_timeout_fails_and_the_pool_serves_again(transport: Transp
 on_both_transports! {
 #[tokio::test]
 async fn sigkilled_worker_is_replaced_and_pool_returns_to_full_size(transport: TransportKind) {
-    let pool = ready_pool_on(transport, 2, |_| {}).await;
+    sigkilled_worker_is_replaced_in(transport, StartMode::Zygote).await;
+}
+}
+
+on_both_transports! {
+#[tokio::test]
+async fn sigkilled_spawned_worker_is_replaced_and_pool_returns_to_full_size(transport: TransportKind) {
+    sigkilled_worker_is_replaced_in(transport, StartMode::Spawn).await;
+}
+}
+
+/// The parent pid of `pid`, from `/proc/<pid>/stat`.
+fn parent_of(pid: u32) -> u32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let rest = stat.rsplit_once(')').unwrap().1;
+    rest.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+async fn sigkilled_worker_is_replaced_in(transport: TransportKind, mode: StartMode) {
+    let pool = ready_pool_on(transport, 2, |c| c.start_mode = mode).await;
     let victim = pool.list_workers()[0].clone();
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(victim.pid as i32),
@@ -196,6 +216,16 @@ async fn sigkilled_worker_is_replaced_and_pool_returns_to_full_size(transport: T
     .await;
     assert!(replaced, "workers now: {:?}", pool.list_workers());
     assert!(pool.stats().worker_restarts >= 1);
+    // The replacement came the pool's way: forked by its zygote, or spawned by the host.
+    for w in pool.list_workers() {
+        let by_host = parent_of(w.pid) == std::process::id();
+        assert_eq!(
+            by_host,
+            mode == StartMode::Spawn,
+            "worker {} ({mode:?})",
+            w.pid
+        );
+    }
     for _ in 0..4 {
         pool.execute("ping", json!({}), CallOptions::default())
             .await
@@ -203,13 +233,23 @@ async fn sigkilled_worker_is_replaced_and_pool_returns_to_full_size(transport: T
     }
     pool.shutdown().await;
 }
-}
 
 #[tokio::test]
 async fn shutdown_leaves_no_process_of_the_run() {
-    let pool = ready_pool(3, |_| {}).await;
+    shutdown_leaves_no_process_in(StartMode::Zygote).await;
+}
+
+#[tokio::test]
+async fn shutdown_of_spawned_workers_leaves_no_process_of_the_run() {
+    shutdown_leaves_no_process_in(StartMode::Spawn).await;
+}
+
+async fn shutdown_leaves_no_process_in(mode: StartMode) {
+    let pool = ready_pool(3, |c| c.start_mode = mode).await;
     let run_id = pool.run_id().to_string();
-    assert_eq!(processes_mentioning(&run_id).len(), 3);
+    // Three workers, plus the pool's zygote when they are forked from one.
+    let expected = 3 + usize::from(mode == StartMode::Zygote);
+    assert_eq!(processes_mentioning(&run_id).len(), expected);
     pool.shutdown().await;
     let left = processes_mentioning(&run_id);
     assert!(

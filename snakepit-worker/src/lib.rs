@@ -20,6 +20,7 @@ mod run;
 mod transport;
 mod wire;
 mod worker;
+mod zygote;
 
 pub use client::{unix_channel, WorkerAddress, WorkerClient};
 pub use process::{ExitInfo, HostSignal, HOST_PIPE_ENV_VAR};

@@ -31,7 +31,7 @@ pub enum HostSignal {
 }
 
 impl HostSignal {
-    fn from_u8(v: u8) -> Self {
+    pub(crate) fn from_u8(v: u8) -> Self {
         match v {
             1 => Self::Stop,
             2 => Self::Kill,
@@ -54,8 +54,21 @@ pub struct ExitInfo {
     pub host_signal: HostSignal,
 }
 
+/// The last lines a process (or a zygote and its children) wrote to stderr.
+pub(crate) type StderrTail = Arc<Mutex<VecDeque<String>>>;
+
+/// How a worker process was obtained, which decides when its group may be signalled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// Spawned by this host, which reaps it: its pid stays ours until the exit is recorded.
+    Spawned,
+    /// Forked by a zygote (not our child) at this start time: its group is signalled only
+    /// while its exit is not recorded and `/proc` still shows that start time.
+    Forked(u64),
+}
+
 impl ExitInfo {
-    fn unknown(description: impl Into<String>) -> Self {
+    pub(crate) fn unknown(description: impl Into<String>) -> Self {
         Self {
             description: description.into(),
             code: None,
@@ -68,18 +81,20 @@ impl ExitInfo {
 /// Environment variable telling the worker that its stdin is the host pipe (EOF = host gone).
 pub const HOST_PIPE_ENV_VAR: &str = "SNAKEPIT_HOST_PIPE";
 
-/// A spawned process that is killed (with its whole group) when dropped.
+/// A worker process that is killed (with its whole group) when dropped.
 ///
-/// The process's stdin is a pipe whose write end only this handle holds (Rust opens pipes
+/// A spawned process's stdin is a pipe whose write end only this handle holds (Rust opens pipes
 /// close-on-exec, so no other child inherits it). When the host dies, even by SIGKILL, the
 /// kernel closes that end and the worker reads end of file: it knows at once that its host is gone.
+/// A forked one watches the host through a pidfd instead (see `crate::zygote`).
 #[derive(Debug)]
 pub(crate) struct WorkerProcess {
     pid: u32,
     exit: watch::Receiver<Option<ExitInfo>>,
-    stderr_tail: Arc<Mutex<VecDeque<String>>>,
+    stderr_tail: StderrTail,
     host_signal: Arc<AtomicU8>,
     _host_pipe: Option<ChildStdin>,
+    origin: Origin,
 }
 
 impl WorkerProcess {
@@ -126,7 +141,33 @@ impl WorkerProcess {
             stderr_tail,
             host_signal,
             _host_pipe: host_pipe,
+            origin: Origin::Spawned,
         })
+    }
+
+    /// Wraps a process this host did not spawn, whose exit `exit` reports (a zygote's child).
+    ///
+    /// `host_signal` is shared with the exit watcher, which stamps it on the exit it reports.
+    pub(crate) fn adopted(
+        pid: u32,
+        start_time: u64,
+        exit: watch::Receiver<Option<ExitInfo>>,
+        stderr_tail: StderrTail,
+        host_signal: Arc<AtomicU8>,
+    ) -> Self {
+        Self {
+            pid,
+            exit,
+            stderr_tail,
+            host_signal,
+            _host_pipe: None,
+            origin: Origin::Forked(start_time),
+        }
+    }
+
+    /// Returns the shared stderr tail (a zygote's children write to the zygote's stderr).
+    pub(crate) fn stderr_tail_handle(&self) -> StderrTail {
+        self.stderr_tail.clone()
     }
 
     /// Records why the host signals the process (the first reason sticks) and sends `signal`.
@@ -177,7 +218,15 @@ impl WorkerProcess {
     ///
     /// The group id is the leader's pid; Linux does not reuse a pid while a group with that id
     /// has members, so the signal cannot reach a stranger.
+    ///
+    /// A forked process is not our child: its pid may be reaped and reused at any time, so it
+    /// is signalled only while its recorded start time still matches (as the orphan sweep does).
     pub(crate) fn signal_group(&self, signal: Signal) {
+        if let Origin::Forked(start_time) = self.origin {
+            if self.exit_info().is_some() || !crate::zygote::is_same_process(self.pid, start_time) {
+                return;
+            }
+        }
         let _ = killpg(Pid::from_raw(self.pid as i32), signal);
     }
 

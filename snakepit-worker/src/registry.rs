@@ -49,14 +49,20 @@ pub struct ProcessRegistry {
 
 /// Returns the start time of a live process, or `None` when it is gone or a zombie.
 pub fn process_start_time(pid: u32) -> Option<u64> {
+    match process_stat(pid)? {
+        (true, _) => None,
+        (false, start_time) => Some(start_time),
+    }
+}
+
+/// Returns whether `pid` is a zombie and its start time, or `None` when there is no such pid.
+pub(crate) fn process_stat(pid: u32) -> Option<(bool, u64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may contain spaces and parentheses: fields resume after the last ')'.
     let rest = stat.rsplit_once(')')?.1;
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    if fields.first() == Some(&"Z") {
-        return None;
-    }
-    fields.get(19)?.parse().ok()
+    let zombie = fields.first() == Some(&"Z");
+    Some((zombie, fields.get(19)?.parse().ok()?))
 }
 
 fn command_line_mentions(pid: u32, needle: &str) -> bool {

@@ -6,6 +6,8 @@ use std::sync::Arc;
 use rand::RngCore;
 use snakepit_core::{Error, RunId};
 
+use crate::zygote::ZygoteSet;
+
 /// Everything the workers of one host run share: its id, its token and its private directory.
 ///
 /// The directory is created with mode 0700 under the system temp dir and removed when the
@@ -14,6 +16,8 @@ use snakepit_core::{Error, RunId};
 pub struct RunContext {
     run_id: RunId,
     token: String,
+    /// Declared before `dir`: zygotes stop before their sockets' directory is removed.
+    zygotes: ZygoteSet,
     dir: tempfile::TempDir,
 }
 
@@ -35,7 +39,12 @@ impl RunContext {
         let mut bytes = [0u8; 32];
         rand::thread_rng().fill_bytes(&mut bytes);
         let token = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        Ok(Arc::new(Self { run_id, token, dir }))
+        Ok(Arc::new(Self {
+            run_id,
+            token,
+            zygotes: ZygoteSet::default(),
+            dir,
+        }))
     }
 
     /// Returns the run id every worker of this run carries on its command line.
@@ -46,6 +55,19 @@ impl RunContext {
     /// Returns the secret token (never put it on a command line).
     pub fn token(&self) -> &str {
         &self.token
+    }
+
+    /// Returns the zygotes forking this run's workers.
+    pub(crate) fn zygotes(&self) -> &ZygoteSet {
+        &self.zygotes
+    }
+
+    /// Stops the run's zygotes (SIGTERM, `grace`, SIGKILL); call it once the workers are stopped.
+    ///
+    /// Their forked workers are separate processes and are not affected. Dropping the context
+    /// also kills the zygotes; this is the graceful path for a pool's shutdown.
+    pub async fn stop_zygotes(&self, grace: std::time::Duration) {
+        self.zygotes.stop_all(grace).await;
     }
 
     /// Returns the private directory (mode 0700).

@@ -171,14 +171,15 @@ impl Worker {
         let _ = std::fs::remove_file(&socket);
         let _ = std::fs::remove_file(&ready_file);
         let cmd = spec.command(&run, &socket, &ready_file);
-        let process = WorkerProcess::spawn(cmd, spec.id.as_str()).map_err(|e| Error::Worker {
-            worker: spec.id.to_string(),
-            message: format!(
-                "cannot start {} ({e}); set SNAKEPIT_PYTHON or python_executable",
-                spec.python.display()
-            ),
-            source: Some(Box::new(e)),
-        })?;
+        // Forked from the pool's zygote when it has one and forking is safe, else spawned.
+        let forked = match run.zygotes().for_spec(&spec, &run) {
+            Some(zygote) => zygote.fork(&cmd, &spec).await?,
+            None => None,
+        };
+        let process = match forked {
+            Some(process) => process,
+            None => spawn_process(cmd, &spec)?,
+        };
         let process = Arc::new(process);
         let timeout = spec.pool.startup_timeout;
         let started_at = Instant::now();
@@ -321,6 +322,17 @@ impl Drop for Worker {
             h.abort();
         }
     }
+}
+
+fn spawn_process(cmd: Command, spec: &WorkerSpec) -> Result<WorkerProcess, Error> {
+    WorkerProcess::spawn(cmd, spec.id.as_str()).map_err(|e| Error::Worker {
+        worker: spec.id.to_string(),
+        message: format!(
+            "cannot start {} ({e}); set SNAKEPIT_PYTHON or python_executable",
+            spec.python.display()
+        ),
+        source: Some(Box::new(e)),
+    })
 }
 
 /// What a worker's ready file announces: its gRPC address and, on a second line

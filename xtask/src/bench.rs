@@ -8,7 +8,14 @@ use anyhow::{bail, Result};
 use crate::util::{cargo, project_root, sh};
 
 /// The end-to-end groups `--only` accepts.
-const GROUPS: &[&str] = &["latency", "throughput", "startup", "payload", "recovery"];
+const GROUPS: &[&str] = &[
+    "latency",
+    "throughput",
+    "startup",
+    "payload",
+    "recovery",
+    "zygote",
+];
 
 /// The criterion micro-benches run after the end-to-end suite: (package, bench target).
 const MICRO_BENCHES: &[(&str, &str)] = &[

@@ -284,8 +284,22 @@ def _watch_host_pipe() -> None:
 
 
 async def _watch_parent(stop: asyncio.Event) -> None:
-    """Exit when the host that started us is gone (we were re-parented): the fallback for
-    workers without the host pipe."""
+    """Exit when the host that started us is gone: the fallback for workers without the host pipe.
+
+    A worker forked by the zygote is the zygote's child, not the host's: it watches a pidfd on
+    the host instead (``SNAKEPIT_HOST_PIDFD``, inherited from the zygote), so killing the
+    zygote leaves it serving while the host's death still ends it; otherwise it watches for
+    being re-parented away from ``SNAKEPIT_PARENT_PID``.
+    """
+    pidfd = os.environ.get("SNAKEPIT_HOST_PIDFD", "")
+    if pidfd.isdigit():
+        loop = asyncio.get_running_loop()
+        loop.add_reader(int(pidfd), _host_gone, "host process is gone (its pidfd fired)")
+        try:
+            await stop.wait()
+        finally:
+            loop.remove_reader(int(pidfd))
+        return
     raw = os.environ.get("SNAKEPIT_PARENT_PID")
     if not raw or not raw.isdigit():
         return

@@ -31,6 +31,9 @@ graceful_shutdown_timeout_ms = {grace_ms}
 pool_startup_timeout = 60000
 adapter_env = {{ PYTHONPATH = "{}" }}
 heartbeat = {{ enabled = false }}
+# These tests find workers as the host's direct children (the host pipe of spawned workers);
+# forked workers are the zygote's children and watch the host through a pidfd instead.
+start_mode = "spawn"
 "#,
             tests.display()
         ),

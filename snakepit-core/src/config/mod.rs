@@ -8,6 +8,7 @@
 mod error;
 mod gpu_profiler;
 mod pool;
+mod start_mode;
 #[cfg(test)]
 mod tests;
 
@@ -21,6 +22,7 @@ pub use pool::{
     HeartbeatConfig, PoolConfig, TransportKind, WorkerLifetime, WorkerMaxRequests, WorkerProfile,
     DEFAULT_ADAPTER, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_SERVER_MODULE,
 };
+pub use start_mode::StartMode;
 
 /// The configuration used when no file is given: one pool running the bundled showcase adapter.
 pub const EMBEDDED_DEFAULT: &str = include_str!("default.toml");
@@ -49,6 +51,8 @@ pub struct SnakepitConfig {
     pub python_executable: Option<PathBuf>,
     /// Host log level: debug, info, warning, error, none (default error).
     pub log_level: Option<String>,
+    /// Default `start_mode` for pools that do not set one (`zygote` on Linux, else `spawn`).
+    pub start_mode: Option<StartMode>,
     /// Global heartbeat defaults, merged under each pool's own.
     pub heartbeat: Option<pool::HeartbeatOverrides>,
     /// Legacy single-pool options (`pool_config` in the seeds).

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{ConfigError, SnakepitConfig};
+use super::start_mode::{is_module_path, validate_preload};
+use super::{ConfigError, SnakepitConfig, StartMode};
 
 /// The bundled showcase adapter, used when nothing else is configured.
 pub const DEFAULT_ADAPTER: &str = "snakepit_bridge.adapters.showcase.ShowcaseAdapter";
@@ -203,6 +204,10 @@ pub struct PoolTable {
     pub server_module: Option<String>,
     /// A server script to run instead of `-m server_module` (one speaking the same protocol).
     pub server_script: Option<PathBuf>,
+    /// `spawn` or `zygote` (default `zygote` on Linux).
+    pub start_mode: Option<StartMode>,
+    /// Modules the zygote imports before forking (heavy libraries: `["numpy", "torch"]`).
+    pub preload: Option<Vec<String>>,
     /// Workers started per batch (default 8).
     pub startup_batch_size: Option<usize>,
     /// Delay between start-up batches in ms (default 750).
@@ -268,6 +273,10 @@ pub struct PoolConfig {
     pub server_module: String,
     /// A server script to run instead of the module.
     pub server_script: Option<PathBuf>,
+    /// How worker processes are started (spawned, or forked from a preloaded zygote).
+    pub start_mode: StartMode,
+    /// Modules the zygote imports before forking, besides grpc and the adapter's module.
+    pub preload: Vec<String>,
     /// Workers started per batch.
     pub startup_batch_size: usize,
     /// Delay between batches.
@@ -385,14 +394,8 @@ impl PoolConfig {
                 "ping_interval_ms and timeout_ms must be positive",
             ));
         }
-        let module_like = |s: &str| {
-            !s.is_empty()
-                && s.split('.').all(|part| {
-                    !part.is_empty()
-                        && part.chars().all(|c| c.is_alphanumeric() || c == '_')
-                        && !part.starts_with(|c: char| c.is_ascii_digit())
-                })
-        };
+        let module_like = is_module_path;
+        validate_preload(&key("preload"), &self.preload)?;
         if !module_like(&self.adapter_spec) || !self.adapter_spec.contains('.') {
             return Err(ConfigError::invalid(
                 key("adapter_spec"),
@@ -606,6 +609,8 @@ fn normalize_table(
             .clone()
             .unwrap_or_else(|| DEFAULT_SERVER_MODULE.into()),
         server_script: t.server_script.clone(),
+        start_mode: t.start_mode.or(cfg.start_mode).unwrap_or_default(),
+        preload: t.preload.clone().unwrap_or_default(),
         startup_batch_size: t.startup_batch_size.unwrap_or(DEFAULT_STARTUP_BATCH_SIZE),
         startup_batch_delay: ms(t
             .startup_batch_delay_ms

@@ -229,3 +229,36 @@ fn gpu_profiler_defaults_follow_the_seeds_and_bad_values_are_named() {
     let typo = SnakepitConfig::from_toml_str("gpu_profiler = { interval = 10 }").unwrap_err();
     assert!(typo.to_string().contains("interval"), "{typo}");
 }
+
+#[test]
+fn start_mode_and_preload_per_pool_with_a_global_default() {
+    let text = r#"
+start_mode = "spawn"
+
+[[pools]]
+name = "forked"
+start_mode = "zygote"
+preload = ["json", "email.mime"]
+
+[[pools]]
+name = "plain"
+"#;
+    let ps = pools(text).unwrap();
+    assert_eq!(ps[0].start_mode, StartMode::Zygote);
+    assert_eq!(ps[0].preload, vec!["json".to_string(), "email.mime".into()]);
+    assert_eq!(ps[1].start_mode, StartMode::Spawn);
+    assert!(ps[1].preload.is_empty());
+    assert_eq!(pools("").unwrap()[0].start_mode, StartMode::default());
+}
+
+#[test]
+fn bad_start_mode_and_preload_are_rejected_with_the_key() {
+    let err = pools("[[pools]]\nname = \"p\"\nstart_mode = \"fork\"\n").unwrap_err();
+    assert!(err.to_string().contains("start_mode"), "{err}");
+    let err = pools("[[pools]]\nname = \"p\"\npreload = [\"numpy\", \"-rf\"]\n").unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("pools[p].preload") && text.contains("-rf"),
+        "{text}"
+    );
+}
