@@ -274,7 +274,7 @@ impl Pool {
 
     /// Runs a prepared [`ToolCall`] (binary arguments, metadata).
     pub async fn execute_call(&self, call: ToolCall) -> Result<Payload, Error> {
-        unary(self.run(WorkerCall::unary(call))).await
+        unary(self.run(WorkerCall::unary(call.checked()?))).await
     }
 
     /// Returns a cloneable `tower::Service<ToolCall>` on this pool's call path, for
@@ -296,7 +296,7 @@ impl Pool {
         args: Value,
         opts: CallOptions,
     ) -> Result<ChunkStream, Error> {
-        let call = ToolCall::new(tool, args)?.with_options(opts);
+        let call = ToolCall::new(tool, args)?.with_options(opts).checked()?;
         let req = WorkerCall::stream(call, self.inner.config.stream_timeout);
         match self.run(req).await? {
             WorkerReply::Stream(stream) => Ok(stream),
@@ -712,15 +712,18 @@ async fn monitor(inner: Arc<Inner>, id: WorkerId, worker: Arc<PoolWorker>) {
     inner.track(replacement);
 }
 
-/// The default factory: resolves the interpreter (creating the project `.venv` if missing),
+/// The default factory: resolves the interpreter (building snakepit's environment if missing),
 /// sweeps workers left by dead hosts, and starts the run's registry and host bridge.
 async fn process_factory(
     config: &PoolConfig,
     run: &Arc<RunContext>,
     host_tools: HostTools,
 ) -> Result<ProcessWorkers, Error> {
-    let python =
-        snakepit_worker::python_env::ensure_python(config.python_executable.as_deref()).await?;
+    let python = snakepit_worker::python_env::ensure_python_for(
+        config.python_executable.as_deref(),
+        &config.python_env,
+    )
+    .await?;
     let registry_dir = default_registry_dir();
     if config.cleanup.rogue_cleanup {
         let swept = sweep_orphans(&registry_dir).await;

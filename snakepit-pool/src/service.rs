@@ -213,7 +213,12 @@ async fn attempt(inner: Arc<Inner>, req: WorkerCall) -> Result<WorkerReply, Erro
             let deadline = expires_at.unwrap_or_else(far_future);
             let limit = limit.unwrap_or(Duration::MAX);
             Ok(WorkerReply::Stream(Box::pin(LeasedStream::new(
-                stream, lease, deadline, limit, tool,
+                stream,
+                lease,
+                deadline,
+                limit,
+                tool,
+                inner.clone(),
             ))))
         }
         Ok(Err(e)) => {

@@ -332,13 +332,22 @@ impl BridgeService for BridgeServer {
                 self.tools.unknown(&req.tool_name).to_string(),
             )));
         };
+        let args = req
+            .parameters
+            .iter()
+            .map(|(k, v)| {
+                wire::decode_value(v)
+                    .map(|v| (k.clone(), v))
+                    .map_err(|e| format!("argument '{k}' of host tool '{}': {e}", req.tool_name))
+            })
+            .collect();
+        let args = match args {
+            Ok(args) => args,
+            Err(message) => return Ok(Response::new(failure(message))),
+        };
         let call = HostToolCall {
             session_id: req.session_id,
-            args: req
-                .parameters
-                .iter()
-                .map(|(k, v)| (k.clone(), wire::decode_value(v)))
-                .collect(),
+            args,
             metadata: req.metadata,
         };
         let elapsed = |s: Instant| i64::try_from(s.elapsed().as_millis()).unwrap_or(i64::MAX);

@@ -181,14 +181,20 @@ impl Worker {
         let ready = match tokio::time::timeout(timeout, wait_ready(&process, &ready_file)).await {
             Ok(Ok(ready)) => ready,
             Ok(Err(exit)) => {
+                let stderr = process.stderr_tail();
+                let output = if stderr.trim().is_empty() {
+                    " without output; is it a Python 3.9+ interpreter? (set SNAKEPIT_PYTHON or python_executable)".to_owned()
+                } else {
+                    format!("; stderr:\n{stderr}")
+                };
                 return Err(Error::worker(
                     &spec.id,
                     format!(
-                        "exited during start-up ({}); stderr:\n{}",
+                        "interpreter {} exited during start-up ({}){output}",
+                        spec.python.display(),
                         exit.description,
-                        process.stderr_tail()
                     ),
-                ))
+                ));
             }
             Err(_) => {
                 process.stop(Duration::from_millis(500)).await;

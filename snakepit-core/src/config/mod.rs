@@ -8,6 +8,7 @@
 mod error;
 mod gpu_profiler;
 mod pool;
+mod python;
 mod seed_keys;
 #[cfg(test)]
 mod seed_keys_tests;
@@ -24,6 +25,10 @@ pub use gpu_profiler::{GpuProfilerSettings, GpuProfilerTable, DEFAULT_GPU_PROFIL
 pub use pool::{
     HeartbeatConfig, PoolConfig, TransportKind, WorkerLifetime, WorkerMaxRequests, WorkerProfile,
     DEFAULT_ADAPTER, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_SERVER_MODULE,
+};
+pub use python::{
+    requirement_name, PythonEnvConfig, PythonInstaller, PythonPackagesTable, PythonRuntime,
+    PythonRuntimeTable,
 };
 pub use seed_keys::{
     CleanupConfig, HostBridgeListen, RogueCleanupTable, ThreadLimitsTable, WorkerOutput,
@@ -87,6 +92,10 @@ pub struct SnakepitConfig {
     pub graceful_shutdown_timeout_ms: Option<u64>,
     /// Python interpreter; `SNAKEPIT_PYTHON` wins over it.
     pub python_executable: Option<PathBuf>,
+    /// How the interpreter is found otherwise: `"system"`, `"venv"` (default) or `"managed"`.
+    pub python_runtime: Option<PythonRuntimeTable>,
+    /// Requirements every worker's interpreter must satisfy (a list, or the seeds' table).
+    pub python_packages: Option<PythonPackagesTable>,
     /// Host log level: debug, info, warning, error, none (default error).
     pub log_level: Option<String>,
     /// Default `start_mode` for pools that do not set one (`zygote` on Linux, else `spawn`).

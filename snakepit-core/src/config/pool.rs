@@ -279,6 +279,8 @@ pub struct PoolConfig {
     pub adapter_env: BTreeMap<String, String>,
     /// Configured interpreter, if any (`SNAKEPIT_PYTHON` still wins).
     pub python_executable: Option<PathBuf>,
+    /// The Python environment (`python_runtime`, `python_packages`; global keys).
+    pub python_env: super::PythonEnvConfig,
     /// Python module serving the protocol.
     pub server_module: String,
     /// A server script to run instead of the module.
@@ -400,11 +402,29 @@ impl PoolConfig {
             ("stream_timeout_ms", self.stream_timeout),
             ("lifecycle_check_interval_ms", self.lifecycle_check_interval),
         ] {
-            if d.is_zero() {
+            if d.is_zero() || d > crate::MAX_CALL_TIMEOUT {
                 return Err(ConfigError::invalid(
                     key(k),
-                    0,
-                    "a positive number of milliseconds",
+                    d.as_millis(),
+                    "a number of milliseconds from 1 to 2592000000 (30 days)",
+                ));
+            }
+        }
+        for (k, d) in [
+            ("startup_batch_delay_ms", self.startup_batch_delay),
+            (
+                "graceful_shutdown_timeout_ms",
+                self.graceful_shutdown_timeout,
+            ),
+            ("heartbeat.ping_interval_ms", self.heartbeat.ping_interval),
+            ("heartbeat.timeout_ms", self.heartbeat.timeout),
+            ("heartbeat.initial_delay_ms", self.heartbeat.initial_delay),
+        ] {
+            if d > crate::MAX_CALL_TIMEOUT {
+                return Err(ConfigError::invalid(
+                    key(k),
+                    d.as_millis(),
+                    "at most 2592000000 ms (30 days)",
                 ));
             }
         }
@@ -648,6 +668,10 @@ fn normalize_table(
             .python_executable
             .clone()
             .or_else(|| cfg.python_executable.clone()),
+        python_env: super::PythonEnvConfig::from_tables(
+            cfg.python_runtime.as_ref(),
+            cfg.python_packages.as_ref(),
+        )?,
         server_module: t
             .server_module
             .clone()
