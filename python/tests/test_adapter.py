@@ -70,3 +70,43 @@ def test_string_value_parameters_are_unwrapped():
     assert decode_any(packed) == "plain text"
     raw_json = any_pb2.Any(type_url="type.googleapis.com/google.protobuf.StringValue", value=b"[1,2]")
     assert decode_any(raw_json) == [1, 2]
+
+
+class PlanSample(BaseAdapter):
+    @tool
+    def pos_only(self, a: int, /, b: int = 1) -> int:
+        return a + b
+
+    @tool
+    async def coro(self, x: int) -> int:
+        return x
+
+    @tool
+    def gen(self, n: int):
+        yield from range(n)
+
+
+def test_call_plans_keep_argument_checks_and_tool_kinds():
+    import asyncio
+    import concurrent.futures
+    import json
+
+    from snakepit_bridge._dispatch import Dispatcher
+    from snakepit_bridge._proto import snakepit_bridge_pb2 as pb
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        d = Dispatcher(PlanSample(), None, pool, None)
+
+        def run(name, **params):
+            req = pb.ExecuteToolRequest(tool_name=name, parameters={k: encode_any(v) for k, v in params.items()})
+            return asyncio.run(d.execute(req))
+
+        # A positional-only parameter cannot be passed by name: the cached signature still binds.
+        err = json.loads(run("pos_only", a=1).error_message)
+        assert err["type"] == "InvalidArgumentsError" and "positional" in err["message"]
+        assert d.plan(d.tools["pos_only"]).needs_bind
+        assert not d.plan(d.tools["coro"]).needs_bind
+        assert decode_any(run("coro", x=4).result) == 4
+        assert decode_any(run("gen", n=3).result) == [0, 1, 2]
+        err = json.loads(run("coro").error_message)
+        assert err["type"] == "InvalidArgumentsError" and "'x'" in err["message"]

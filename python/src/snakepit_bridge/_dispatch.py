@@ -26,7 +26,8 @@ from . import _shm, telemetry
 from ._adapter import BaseAdapter, StreamChunk, ToolSpec
 from ._context import SessionContext
 from ._proto import snakepit_bridge_pb2 as pb
-from ._wire import TYPE_URL_PREFIX, decode_any, encode_any, encode_json, error_object, simple_error
+from ._typecheck import argument_problems
+from ._wire import TYPE_URL_PREFIX, decode_parameters, encode_any, encode_json, error_object, simple_error
 
 log = logging.getLogger("snakepit_bridge.server")
 
@@ -71,6 +72,18 @@ class Dispatcher:
         self.worker_id = worker_id or ""
         self.sessions: Dict[str, Dict[str, Any]] = {}
         self.in_flight = 0
+        # Call plans, computed once per tool: what the hot path would otherwise ask inspect for.
+        self._plans: Dict[Any, _CallPlan] = {}
+        for spec in self.tools.values():
+            self.plan(spec)
+
+    def plan(self, tool: ToolSpec) -> "_CallPlan":
+        """The cached :class:`_CallPlan` of ``tool`` (built on first use for tools added later)."""
+        plan = self._plans.get(tool.func)
+        if plan is None:
+            plan = _CallPlan(tool.func)
+            self._plans[tool.func] = plan
+        return plan
 
     # -- sessions and call set-up ------------------------------------------------------------
     def session(self, session_id: str, metadata=None) -> Dict[str, Any]:
@@ -84,7 +97,9 @@ class Dispatcher:
     def prepare(self, request):
         """Find the tool and check its arguments: returns (tool, kwargs, error object or None)."""
         name = request.tool_name
-        kwargs: Dict[str, Any] = {k: decode_any(v) for k, v in request.parameters.items()}
+        kwargs, too_deep = decode_parameters(request.parameters)
+        if too_deep is not None:
+            return None, kwargs, simple_error("InvalidArgumentsError", too_deep, name, request.session_id, kwargs.keys())
         kwargs.update({k: bytes(v) for k, v in request.binary_parameters.items()})
         try:
             kwargs = _shm.resolve_arguments(kwargs)
@@ -104,11 +119,14 @@ class Dispatcher:
         missing = [p.name for p in tool.parameters if p.required and p.name not in kwargs]
         if missing:
             problems.append("missing required argument(s) " + ", ".join(repr(k) for k in missing))
-        if not problems:
+        plan = self.plan(tool)
+        if not problems and plan.needs_bind:
             try:
-                inspect.signature(tool.func).bind(**kwargs)
+                plan.signature.bind(**kwargs)
             except TypeError as exc:
                 problems.append(str(exc))
+        if not problems:
+            problems.extend(argument_problems(tool.func, kwargs))
         if problems:
             accepted = ", ".join(
                 f"{p.name}: {p.type}{'' if p.required else ' = ' + repr(p.default)}" for p in tool.parameters
@@ -159,7 +177,7 @@ class Dispatcher:
 
     async def call(self, tool: ToolSpec, kwargs: Dict[str, Any], inline: bool = False) -> Any:
         """Call a (non-generator) tool and return its result."""
-        if inspect.iscoroutinefunction(tool.func):
+        if self.plan(tool).is_coroutine:
             return await tool.func(**kwargs)
         result = tool.func(**kwargs) if inline else await self._in_executor(tool.func, **kwargs)
         if inspect.isawaitable(result):  # a sync wrapper around a coroutine
@@ -168,9 +186,10 @@ class Dispatcher:
 
     async def iterate(self, tool: ToolSpec, kwargs: Dict[str, Any], inline: bool = False):
         """Yield a tool's output items as they are produced (no batching)."""
-        if inspect.isasyncgenfunction(tool.func):
+        plan = self.plan(tool)
+        if plan.is_asyncgen:
             source = tool.func(**kwargs)
-        elif inspect.isgeneratorfunction(tool.func):
+        elif plan.is_generator:
             source = _iterate_inline(tool, kwargs) if inline else self._iterate_in_thread(tool, kwargs)
         else:
             yield StreamChunk(await self.call(tool, kwargs, inline), is_final=True)
@@ -275,7 +294,8 @@ class Dispatcher:
         try:
             self.begin_call(request, deadline, correlation, cancelled)
             self.record("start", request.tool_name, started)
-            if tool.is_generator:
+            plan = self.plan(tool)
+            if plan.is_generator or plan.is_asyncgen:
                 result: Any = await self.collect(tool, kwargs, inline)
             else:
                 result = await self.call(tool, kwargs, inline)
@@ -308,7 +328,7 @@ class Dispatcher:
             )
         try:
             encoded = encode_any(result)
-        except (TypeError, ValueError) as exc:  # e.g. NaN-free JSON or circular structures
+        except (TypeError, ValueError, RecursionError) as exc:  # circular or too deep structures
             payload = error_object(exc, request.tool_name, request.session_id, kwargs.keys())
             return pb.ExecuteToolResponse(success=False, error_message=json.dumps(payload))
         return pb.ExecuteToolResponse(success=True, result=encoded, execution_time_ms=elapsed_ms)
@@ -364,6 +384,26 @@ class Dispatcher:
         self.record("stop", request.tool_name, started)
         if not final_sent:
             yield pb.ToolChunk(chunk_id=f"{request.tool_name}-{n + 1}", data=b"", is_final=True)
+
+
+class _CallPlan:
+    """What a call of one tool needs from ``inspect``, computed once when the tool is loaded.
+
+    ``needs_bind`` is False when the explicit unexpected/missing checks of
+    :meth:`Dispatcher.prepare` already decide everything ``Signature.bind`` would (no
+    positional-only parameters), so the hot path skips the bind.
+    """
+
+    __slots__ = ("signature", "is_coroutine", "is_asyncgen", "is_generator", "needs_bind")
+
+    def __init__(self, func: Any) -> None:
+        self.signature = inspect.signature(func)
+        self.is_coroutine = inspect.iscoroutinefunction(func)
+        self.is_asyncgen = inspect.isasyncgenfunction(func)
+        self.is_generator = inspect.isgeneratorfunction(func)
+        self.needs_bind = any(
+            p.kind is inspect.Parameter.POSITIONAL_ONLY for p in self.signature.parameters.values()
+        )
 
 
 async def _iterate_inline(tool: ToolSpec, kwargs: Dict[str, Any]):
