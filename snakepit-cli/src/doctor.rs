@@ -1,12 +1,18 @@
 //! `snakepit doctor`: checks the Python side of each configured pool, with a fix for each problem.
+//!
+//! Each pool is checked with its own interpreter (resolved as the pool would, and the reason
+//! printed), and its adapter is started for real, one worker, so an `initialize()` that raises
+//! or hangs shows here rather than at the first call.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
 use clap::Args;
-use snakepit_core::config::SnakepitConfig;
-use snakepit_worker::python_env;
+use snakepit_core::config::{PoolConfig, SnakepitConfig};
+use snakepit_core::WorkerId;
+use snakepit_worker::python_env::{self, PythonSource, ResolveContext};
+use snakepit_worker::{RunContext, Worker, WorkerSpec};
 use tokio::process::Command;
 
 use crate::CliError;
@@ -33,14 +39,19 @@ struct Check {
     message: String,
 }
 
-async fn run_python(
-    python: &std::path::Path,
-    args: &[&str],
-    env: &std::collections::BTreeMap<String, String>,
-) -> Result<(bool, String), String> {
+impl Check {
+    fn new(name: impl Into<String>, status: Status, message: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+async fn run_python(python: &Path, args: &[&str]) -> Result<(bool, String), String> {
     let out = Command::new(python)
         .args(args)
-        .envs(env)
         .stdin(Stdio::null())
         .kill_on_drop(true)
         .output();
@@ -58,6 +69,138 @@ async fn run_python(
     }
 }
 
+/// Checks the interpreter of one pool; returns it when the pool's adapter can be tried.
+async fn check_python(pool: &PoolConfig, checks: &mut Vec<Check>) -> Option<PathBuf> {
+    let name = format!("pool '{}' python", pool.name);
+    let choice = python_env::resolve(
+        pool.python_executable.as_deref(),
+        &pool.python_env,
+        &ResolveContext::from_process(),
+    );
+    let mut why = choice.reason.clone();
+    for s in &choice.skipped {
+        why.push_str(&format!("; skipped {s}"));
+    }
+    if let PythonSource::Owned(dir) = &choice.source {
+        if !choice.python.is_file() {
+            checks.push(Check::new(
+                name,
+                Status::Warning,
+                format!(
+                    "{} is not built yet: {why} (`snakepit setup` builds it; `exec` does on first use)",
+                    dir.display()
+                ),
+            ));
+            return None;
+        }
+    }
+    let python = choice.python.clone();
+    match run_python(&python, &["--version"]).await {
+        Ok((true, v)) => checks.push(Check::new(
+            name,
+            Status::Ok,
+            format!("{} ({v}), picked because: {why}", python.display()),
+        )),
+        Ok((false, e)) | Err(e) => {
+            checks.push(Check::new(
+                name,
+                Status::Error,
+                format!(
+                    "{} does not run: {} (picked because: {why}; install Python 3.9+, or set SNAKEPIT_PYTHON)",
+                    python.display(),
+                    if e.is_empty() { "it exited without output" } else { &e }
+                ),
+            ));
+            return None;
+        }
+    }
+    let imports = run_python(
+        &python,
+        &["-c", "import grpc, google.protobuf, snakepit_bridge"],
+    )
+    .await;
+    let bridge = format!("pool '{}' snakepit_bridge", pool.name);
+    match imports {
+        Ok((true, _)) => checks.push(Check::new(
+            bridge,
+            Status::Ok,
+            "grpc, protobuf and snakepit_bridge import",
+        )),
+        Ok((false, e)) | Err(e) => {
+            checks.push(Check::new(
+                bridge,
+                Status::Error,
+                format!(
+                    "imports fail: {e} (run `snakepit setup`, or install snakepit-bridge into {})",
+                    python.display()
+                ),
+            ));
+            return None;
+        }
+    }
+    let missing = python_env::missing_packages(
+        &python,
+        &pool.python_env.packages,
+        pool.python_env.install_timeout,
+    )
+    .await;
+    if !pool.python_env.packages.is_empty() {
+        checks.push(match missing {
+            Ok(m) if m.is_empty() => Check::new(
+                format!("pool '{}' python_packages", pool.name),
+                Status::Ok,
+                pool.python_env.packages.join(", "),
+            ),
+            Ok(m) => Check::new(
+                format!("pool '{}' python_packages", pool.name),
+                Status::Error,
+                format!(
+                    "missing {} (`snakepit setup`, or `{} -m pip install {}`)",
+                    m.join(", "),
+                    python.display(),
+                    m.join(" ")
+                ),
+            ),
+            Err(e) => Check::new(
+                format!("pool '{}' python_packages", pool.name),
+                Status::Error,
+                e.to_string(),
+            ),
+        });
+    }
+    Some(python)
+}
+
+/// Starts one worker of the pool for real: the adapter imports, is constructed and initialized.
+async fn check_adapter(pool: &PoolConfig, python: PathBuf, checks: &mut Vec<Check>) {
+    let name = format!("pool '{}' adapter", pool.name);
+    let run = match RunContext::new() {
+        Ok(run) => run,
+        Err(e) => {
+            checks.push(Check::new(name, Status::Error, e.to_string()));
+            return;
+        }
+    };
+    let mut config = pool.clone();
+    config.heartbeat.enabled = false;
+    let spec = WorkerSpec::new(WorkerId::for_pool(&pool.name, 0), config, python);
+    match Worker::start(spec, run).await {
+        Ok(worker) => {
+            worker.stop().await;
+            checks.push(Check::new(
+                name,
+                Status::Ok,
+                format!("{} started and initialize() completed", pool.adapter_spec),
+            ));
+        }
+        Err(e) => checks.push(Check::new(
+            name,
+            Status::Error,
+            format!("{} did not start: {e}", pool.adapter_spec),
+        )),
+    }
+}
+
 pub(crate) async fn run(args: DoctorArgs) -> Result<(), CliError> {
     let config = match &args.config {
         Some(path) => SnakepitConfig::from_file(path),
@@ -68,83 +211,12 @@ pub(crate) async fn run(args: DoctorArgs) -> Result<(), CliError> {
         .pool_configs()
         .map_err(|e| CliError::usage(e.to_string()))?;
     let mut checks = Vec::new();
-
-    let python = python_env::find_python(config.python_executable.as_deref());
-    let version = run_python(&python, &["--version"], &Default::default()).await;
-    let python_ok = matches!(version, Ok((true, _)));
-    checks.push(Check {
-        name: "python".into(),
-        status: if python_ok { Status::Ok } else { Status::Error },
-        message: match version {
-            Ok((true, v)) => format!("{} ({v})", python.display()),
-            Ok((false, e)) | Err(e) => format!(
-                "{} does not run: {e} (install Python 3.9+, or set SNAKEPIT_PYTHON)",
-                python.display()
-            ),
-        },
-    });
-    if python_ok {
-        let imports = run_python(
-            &python,
-            &["-c", "import grpc, google.protobuf, snakepit_bridge"],
-            &Default::default(),
-        )
-        .await;
-        checks.push(Check {
-            name: "snakepit_bridge".into(),
-            status: if matches!(imports, Ok((true, _))) {
-                Status::Ok
-            } else {
-                Status::Error
-            },
-            message: match imports {
-                Ok((true, _)) => "grpc, protobuf and snakepit_bridge import".into(),
-                Ok((false, e)) | Err(e) => {
-                    format!("imports fail: {e} (run `snakepit setup` or `cargo xtask bootstrap`)")
-                }
-            },
-        });
-        for pool in &pools {
-            let mut cmd: Vec<String> = vec!["-m".into(), pool.server_module.clone()];
-            if let Some(script) = &pool.server_script {
-                cmd = vec![script.display().to_string()];
-            }
-            cmd.extend([
-                "--adapter".into(),
-                pool.adapter_spec.clone(),
-                "--health-check".into(),
-            ]);
-            let argv: Vec<&str> = cmd.iter().map(String::as_str).collect();
-            let health = run_python(&python, &argv, &pool.adapter_env).await;
-            checks.push(Check {
-                name: format!("pool '{}' adapter", pool.name),
-                status: if matches!(health, Ok((true, _))) {
-                    Status::Ok
-                } else {
-                    Status::Error
-                },
-                message: match health {
-                    Ok((true, _)) => format!("{} imports", pool.adapter_spec),
-                    Ok((false, e)) | Err(e) => e,
-                },
-            });
-            checks.push(transport_check(pool));
+    for pool in &pools {
+        if let Some(python) = check_python(pool, &mut checks).await {
+            check_adapter(pool, python, &mut checks).await;
         }
+        checks.push(transport_check(pool));
     }
-    let venv = python_env::default_venv_dir().filter(|v| v.join("bin/python").is_file());
-    checks.push(Check {
-        name: ".venv".into(),
-        status: if venv.is_some() {
-            Status::Ok
-        } else {
-            Status::Warning
-        },
-        message: match venv {
-            Some(v) => v.display().to_string(),
-            None => "no project .venv yet (`snakepit setup` creates it; `exec` does on first use)"
-                .into(),
-        },
-    });
 
     let mut failed = false;
     for c in &checks {

@@ -18,7 +18,8 @@ use crate::CliError;
 pub(crate) struct ExecArgs {
     /// The tool to run.
     tool: String,
-    /// Keyword arguments as a JSON object.
+    /// Keyword arguments as a JSON object: the JSON itself, `@FILE` to read it from a file,
+    /// or `-` to read it from standard input.
     #[arg(long, default_value = "{}")]
     args: String,
     /// Session id (calls of one session go to the same worker).
@@ -36,27 +37,29 @@ pub(crate) struct ExecArgs {
     /// Override the pool's size.
     #[arg(long)]
     pool_size: Option<usize>,
-    /// Call timeout in milliseconds (default: the pool's).
-    #[arg(long)]
+    /// Call timeout in milliseconds, 1 to 2592000000 (30 days) (default: the pool's).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=MAX_TIMEOUT_MS))]
     timeout_ms: Option<u64>,
 }
+
+/// The longest `--timeout-ms` (the core's `MAX_CALL_TIMEOUT`, 30 days).
+const MAX_TIMEOUT_MS: u64 = 2_592_000_000;
 
 /// Runs the call; SIGINT/SIGTERM stop the workers gracefully (a second signal kills them) and
 /// exit with 130/143 once the run directory is gone.
 pub(crate) async fn run(a: ExecArgs) -> Result<(), CliError> {
-    let args: serde_json::Value = serde_json::from_str(&a.args)
-        .map_err(|e| CliError::usage(format!("--args is not valid JSON ({e}): {}", a.args)))?;
-    if !args.is_object() {
-        return Err(CliError::usage(format!(
-            "--args must be a JSON object of keyword arguments, got {}",
-            a.args
-        )));
-    }
+    let args = crate::exec_args::parse_args(&a.args)?;
     let config = match &a.config {
         Some(path) => SnakepitConfig::from_file(path),
         None => Ok(SnakepitConfig::embedded_default()),
     }
     .map_err(|e| CliError::usage(e.to_string()))?;
+    if !config.pooling_enabled() {
+        return Err(CliError::usage(format!(
+            "pooling is disabled (pooling_enabled = false in the configuration), so pool '{}' does not start; set pooling_enabled = true to run calls",
+            a.pool
+        )));
+    }
     let mut pool_config = config
         .pool_config(&a.pool)
         .map_err(|e| CliError::usage(e.to_string()))?;

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::Subcommand;
 
+use crate::gen_names::{PYTHON_KEYWORDS, RESERVED_MODULES};
 use crate::CliError;
 
 /// What `snakepit gen` can generate.
@@ -29,6 +30,16 @@ pub(crate) fn run(cmd: GenCommand) -> Result<(), CliError> {
     if !valid {
         return Err(CliError::usage(format!(
             "adapter name {name:?} is not a Python identifier (use letters, digits and '_', e.g. my_adapter)"
+        )));
+    }
+    if PYTHON_KEYWORDS.contains(&name.as_str()) {
+        return Err(CliError::usage(format!(
+            "adapter name {name:?} is a Python keyword and cannot be imported; pick another, e.g. {name}_adapter"
+        )));
+    }
+    if RESERVED_MODULES.contains(&name.as_str()) {
+        return Err(CliError::usage(format!(
+            "adapter name {name:?} is a module of Python's standard library (or one every worker imports); a package of that name would shadow it or be shadowed, so pick another, e.g. my_{name}"
         )));
     }
     let package = dir.join(&name);
@@ -111,6 +122,27 @@ class {class}(BaseAdapter):
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keywords_and_standard_library_names_are_refused() {
+        for name in [
+            "os",
+            "json",
+            "asyncio",
+            "class",
+            "None",
+            "grpc",
+            "snakepit_bridge",
+        ] {
+            let cmd = GenCommand::Adapter {
+                name: name.into(),
+                dir: PathBuf::from("/nonexistent-snakepit-gen"),
+            };
+            let err = run(cmd).err().unwrap_or_else(|| panic!("{name} accepted"));
+            assert_eq!(err.code, crate::EXIT_USAGE, "{name}");
+            assert!(err.message.contains(name), "{}", err.message);
+        }
+    }
 
     #[test]
     fn class_names_are_camel_case_adapters() {

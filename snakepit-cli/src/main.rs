@@ -2,7 +2,9 @@
 
 mod doctor;
 mod exec;
+mod exec_args;
 mod gen;
+mod gen_names;
 mod hardware;
 mod setup;
 
@@ -36,7 +38,7 @@ enum Command {
     Gen(gen::GenCommand),
     /// Detect CPU features and accelerators (CUDA, ROCm, MPS).
     Hardware(hardware::HardwareArgs),
-    /// Create the project's Python environment (.venv) and install snakepit_bridge.
+    /// Build the Python environment the pools use (snakepit_bridge and python_packages).
     Setup(setup::SetupArgs),
 }
 

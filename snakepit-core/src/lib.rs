@@ -9,8 +9,9 @@
 pub mod config;
 mod error;
 mod ids;
+pub mod json_limits;
 mod payload;
 
 pub use error::{BoxError, Error, ErrorKind, PythonException, Result};
 pub use ids::{RunId, SessionId, WorkerId};
-pub use payload::{CallOptions, Chunk, ChunkStream, Payload, ToolCall};
+pub use payload::{CallOptions, Chunk, ChunkStream, Payload, ToolCall, MAX_CALL_TIMEOUT};

@@ -8,7 +8,11 @@ use bytes::Bytes;
 use futures::Stream;
 use serde_json::{Map, Value};
 
+use crate::json_limits::{dispose_value, value_depth, MAX_VALUE_DEPTH};
 use crate::{Error, SessionId};
+
+/// The longest timeout a call may ask for (30 days); longer ones are a validation error.
+pub const MAX_CALL_TIMEOUT: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// A tool's result: a JSON value plus, optionally, raw bytes that skipped JSON entirely.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -65,6 +69,23 @@ impl CallOptions {
         self.idempotent = true;
         self
     }
+
+    /// Checks the options: a timeout, when set, lies from 1 ms to [`MAX_CALL_TIMEOUT`].
+    pub fn validate(&self) -> Result<(), Error> {
+        match self.timeout {
+            Some(t) if t < Duration::from_millis(1) || t > MAX_CALL_TIMEOUT => {
+                Err(Error::validation(
+                    "call timeout",
+                    format!(
+                        "{} ms is out of range; use 1 to {} ms (30 days)",
+                        t.as_millis(),
+                        MAX_CALL_TIMEOUT.as_millis()
+                    ),
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 /// One tool call as it travels down the worker stack.
@@ -99,6 +120,13 @@ impl ToolCall {
         let args = match args {
             Value::Object(map) => map,
             Value::Null => Map::new(),
+            other if value_depth(&other) > MAX_VALUE_DEPTH => {
+                dispose_value(other);
+                return Err(Error::validation(
+                    format!("arguments of tool '{tool}'"),
+                    "expected a JSON object of keyword arguments, got a deeply nested array",
+                ));
+            }
             other => {
                 return Err(Error::validation(
                     format!("arguments of tool '{tool}'"),
@@ -106,14 +134,43 @@ impl ToolCall {
                 ))
             }
         };
-        Ok(Self {
+        Self {
             tool,
             args,
             binary_args: BTreeMap::new(),
             metadata: BTreeMap::new(),
             options: CallOptions::default(),
             deadline: None,
-        })
+        }
+        .checked()
+    }
+
+    /// Returns the call when it may be sent: each argument nested at most [`MAX_VALUE_DEPTH`]
+    /// levels deep, and valid options; otherwise a validation error naming the argument.
+    ///
+    /// A refused call's arguments are taken apart without recursion, so a value of any depth
+    /// is discarded safely. Pools check every call with this before it reaches a worker.
+    pub fn checked(mut self) -> Result<Self, Error> {
+        let too_deep = self
+            .args
+            .iter()
+            .map(|(name, v)| (name, value_depth(v)))
+            .find(|(_, depth)| *depth > MAX_VALUE_DEPTH)
+            .map(|(name, depth)| (name.clone(), depth));
+        if let Some((name, depth)) = too_deep {
+            let tool = std::mem::take(&mut self.tool);
+            for (_, v) in std::mem::take(&mut self.args) {
+                dispose_value(v);
+            }
+            return Err(Error::validation(
+                format!("arguments of tool '{tool}'"),
+                format!(
+                    "argument '{name}' nests {depth} levels deep; a value may nest at most {MAX_VALUE_DEPTH} levels (MAX_VALUE_DEPTH): flatten it or send it as bytes (binary_args)"
+                ),
+            ));
+        }
+        self.options.validate()?;
+        Ok(self)
     }
 
     /// Replaces the call's options.
@@ -163,5 +220,52 @@ mod tests {
             ToolCall::new(" ", json!({})).unwrap_err().kind(),
             ErrorKind::Validation
         );
+    }
+
+    fn nested(depth: usize) -> Value {
+        (0..depth).fold(json!(0), |v, _| Value::Array(vec![v]))
+    }
+
+    /// `{"x": value}` without `json!`, which would serialise `value` recursively.
+    fn args_with_x(value: Value) -> Value {
+        Value::Object(Map::from_iter([("x".to_owned(), value)]))
+    }
+
+    #[test]
+    fn too_deep_arguments_are_a_validation_error_naming_the_argument() {
+        let ok = ToolCall::new("echo", args_with_x(nested(MAX_VALUE_DEPTH)));
+        assert!(ok.is_ok());
+        let err = ToolCall::new("echo", args_with_x(nested(100_000))).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Validation);
+        assert!(
+            err.to_string().contains("argument 'x' nests 100000 levels"),
+            "{err}"
+        );
+        let err = ToolCall::new("echo", nested(100_000)).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Validation);
+    }
+
+    #[test]
+    fn timeouts_outside_one_ms_to_thirty_days_are_refused() {
+        for (t, ok) in [
+            (Duration::ZERO, false),
+            (Duration::from_micros(999), false),
+            (Duration::from_millis(1), true),
+            (MAX_CALL_TIMEOUT, true),
+            (MAX_CALL_TIMEOUT + Duration::from_millis(1), false),
+            (Duration::MAX, false),
+        ] {
+            let call = ToolCall::new("echo", json!({}))
+                .unwrap()
+                .with_options(CallOptions::default().with_timeout(t));
+            match call.checked() {
+                Ok(_) => assert!(ok, "{t:?} accepted"),
+                Err(e) => {
+                    assert!(!ok, "{t:?} refused: {e}");
+                    assert_eq!(e.kind(), ErrorKind::Validation);
+                    assert!(e.to_string().contains("call timeout"), "{e}");
+                }
+            }
+        }
     }
 }

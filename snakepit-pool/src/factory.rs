@@ -8,6 +8,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use snakepit_core::config::PoolConfig;
 use snakepit_core::{ChunkStream, Error, Payload, ToolCall, WorkerId};
+use snakepit_worker::cleanup::{cleanup_run, CleanupOutcome};
 use snakepit_worker::host_bridge::HostBridge;
 use snakepit_worker::registry::ProcessRegistry;
 use snakepit_worker::{ExitInfo, RunContext, Worker, WorkerSpec};
@@ -27,6 +28,13 @@ pub trait WorkerFactory: Send + Sync + 'static {
     /// second Ctrl-C). The pool also kills each member through its handle.
     fn kill_all(&self) -> Vec<u32> {
         Vec::new()
+    }
+
+    /// Ends, within `timeout`, every process of this factory's workers that still runs and
+    /// reports the ones that would not die (`cleanup_on_stop`, [`crate::Pool::cleanup`]).
+    fn cleanup(&self, timeout: Duration) -> BoxFuture<'_, CleanupOutcome> {
+        let _ = timeout;
+        Box::pin(async { CleanupOutcome::default() })
     }
 }
 
@@ -90,6 +98,10 @@ impl WorkerFactory for ProcessWorkers {
         self.registry.kill_all()
     }
 
+    fn cleanup(&self, timeout: Duration) -> BoxFuture<'_, CleanupOutcome> {
+        Box::pin(cleanup_run(&self.registry, &self.config.cleanup, timeout))
+    }
+
     fn start(&self, id: WorkerId) -> BoxFuture<'_, Result<Arc<dyn WorkerHandle>, Error>> {
         Box::pin(async move {
             let mut spec = WorkerSpec::new(id.clone(), self.config.clone(), self.python.clone());
@@ -135,7 +147,13 @@ impl WorkerHandle for ProcessWorker {
     }
 
     fn exited(&self) -> BoxFuture<'_, ExitInfo> {
-        Box::pin(self.worker.exited())
+        Box::pin(async move {
+            let exit = self.worker.exited().await;
+            // Every ended worker leaves the registry, crashed ones included (the pool's
+            // monitor awaits this for each worker).
+            let _ = self.registry.unregister(self.worker.id().as_str());
+            exit
+        })
     }
 
     fn kill(&self) {

@@ -16,6 +16,7 @@
 //! ```
 
 mod builder;
+mod control;
 mod factory;
 mod lifecycle;
 mod pool;
@@ -40,4 +41,5 @@ pub use factory::{WorkerFactory, WorkerHandle};
 pub use pool::{Pool, PoolService};
 pub use pool_set::PoolSet;
 pub use service::{CallMode, WorkerCall, WorkerReply, WorkerService};
-pub use stats::{PoolStats, WorkerInfo};
+pub use snakepit_worker::cleanup::CleanupOutcome;
+pub use stats::{PoolStats, WorkerInfo, WorkerState};

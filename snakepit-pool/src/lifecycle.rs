@@ -28,6 +28,8 @@ pub(crate) enum RecycleReason {
     Ttl,
     /// Its Python process's RSS exceeded `memory_threshold_mb`.
     Memory,
+    /// [`crate::Pool::recycle_worker`] asked for it.
+    Requested,
 }
 
 impl RecycleReason {
@@ -36,6 +38,7 @@ impl RecycleReason {
             RecycleReason::MaxRequests => "max_requests",
             RecycleReason::Ttl => "ttl",
             RecycleReason::Memory => "memory",
+            RecycleReason::Requested => "requested",
         }
     }
 }
@@ -53,6 +56,8 @@ pub(crate) struct PoolWorker {
     idle: Notify,
     /// Set once the worker is being recycled: its exit is expected, not a crash.
     pub(crate) retiring: AtomicBool,
+    /// The last error a call on this worker ended in (`worker_info`).
+    last_error: std::sync::Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for PoolWorker {
@@ -98,6 +103,7 @@ impl PoolWorker {
             in_flight: AtomicUsize::new(0),
             idle: Notify::new(),
             retiring: AtomicBool::new(false),
+            last_error: std::sync::Mutex::new(None),
         }
     }
 
@@ -107,6 +113,18 @@ impl PoolWorker {
         self.breaker
             .as_ref()
             .is_none_or(|b| b.state() != CircuitState::Open)
+    }
+
+    /// Remembers `e` as the worker's last error.
+    pub(crate) fn record_error(&self, e: &Error) {
+        if let Ok(mut last) = self.last_error.lock() {
+            *last = Some(e.to_string());
+        }
+    }
+
+    /// Returns the last error a call on this worker ended in.
+    pub(crate) fn last_error(&self) -> Option<String> {
+        self.last_error.lock().ok().and_then(|e| e.clone())
     }
 
     pub(crate) fn call_started(&self) {

@@ -33,7 +33,7 @@ const MAX_RESTART_BACKOFF: Duration = Duration::from_secs(5);
 pub(crate) struct Inner {
     pub(crate) config: PoolConfig,
     run: Arc<RunContext>,
-    factory: Box<dyn WorkerFactory>,
+    pub(crate) factory: Box<dyn WorkerFactory>,
     host_tools: HostTools,
     /// The worker-level half of the resilience stack (breaker, attempt timeout).
     resilience: ResilienceStack,
@@ -60,7 +60,7 @@ pub(crate) struct Inner {
 ///
 /// Dropping a pool kills its workers; call [`Pool::shutdown`] to stop them gracefully.
 pub struct Pool {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
     /// The call-level stack (deadline, retry) around the checkout.
     call: WorkerService,
 }
@@ -274,7 +274,7 @@ impl Pool {
 
     /// Runs a prepared [`ToolCall`] (binary arguments, metadata).
     pub async fn execute_call(&self, call: ToolCall) -> Result<Payload, Error> {
-        unary(self.run(WorkerCall::unary(call))).await
+        unary(self.run(WorkerCall::unary(call.checked()?))).await
     }
 
     /// Returns a cloneable `tower::Service<ToolCall>` on this pool's call path, for
@@ -296,7 +296,7 @@ impl Pool {
         args: Value,
         opts: CallOptions,
     ) -> Result<ChunkStream, Error> {
-        let call = ToolCall::new(tool, args)?.with_options(opts);
+        let call = ToolCall::new(tool, args)?.with_options(opts).checked()?;
         let req = WorkerCall::stream(call, self.inner.config.stream_timeout);
         match self.run(req).await? {
             WorkerReply::Stream(stream) => Ok(stream),
@@ -321,14 +321,7 @@ impl Pool {
             return Vec::new();
         };
         s.workers()
-            .map(|(id, w, load, capacity)| WorkerInfo {
-                id: id.clone(),
-                pid: w.pid().unwrap_or(0),
-                load,
-                capacity,
-                uptime: w.uptime(),
-                circuit_state: w.breaker.as_ref().map(|b| b.state().as_str()),
-            })
+            .map(|(id, w, load, capacity)| self.inner.info_of(id, w, load, capacity))
             .collect()
     }
 
@@ -584,7 +577,25 @@ impl Inner {
         }
     }
 
-    fn next_worker_id(&self) -> WorkerId {
+    /// Stops taking calls: background tasks end, queued callers get a pool error at once, and
+    /// the members leave scheduling. Returns them, or `None` when shutdown already began.
+    pub(crate) fn stop_taking_calls(&self) -> Option<Vec<Arc<PoolWorker>>> {
+        if self.shutting_down.swap(true, Ordering::SeqCst) {
+            return None;
+        }
+        self.abort_tasks();
+        let workers = match self.scheduler.lock() {
+            Ok(mut s) => {
+                s.close_queue();
+                s.drain_workers()
+            }
+            Err(_) => Vec::new(),
+        };
+        self.ready_workers.send_replace(0);
+        Some(workers)
+    }
+
+    pub(crate) fn next_worker_id(&self) -> WorkerId {
         WorkerId::for_pool(
             &self.config.name,
             self.next_index.fetch_add(1, Ordering::Relaxed) as usize,
@@ -592,7 +603,7 @@ impl Inner {
     }
 
     /// Starts one worker; on success adds it to the scheduler and starts its monitor.
-    async fn start_one(self: &Arc<Self>, id: WorkerId) -> Result<(), Error> {
+    pub(crate) async fn start_one(self: &Arc<Self>, id: WorkerId) -> Result<(), Error> {
         let started = Instant::now();
         let worker = match self.factory.start(id.clone()).await {
             Ok(handle) => Arc::new(PoolWorker::new(handle, &self.resilience, &self.layers)),
@@ -640,19 +651,18 @@ impl Inner {
     }
 
     async fn shutdown(self: &Arc<Self>) {
-        if self.shutting_down.swap(true, Ordering::SeqCst) {
+        let Some(workers) = self.stop_taking_calls() else {
             return;
-        }
-        self.abort_tasks();
-        let workers = match self.scheduler.lock() {
-            Ok(mut s) => s.drain_workers(),
-            Err(_) => Vec::new(),
         };
         self.ready_workers.send_replace(0);
         futures::future::join_all(workers.iter().map(|w| w.stop())).await;
         self.run
             .stop_zygotes(self.config.graceful_shutdown_timeout)
             .await;
+        if self.config.cleanup.on_stop {
+            // Safety net (`cleanup_on_stop`): whatever the registry still lists is killed, bounded.
+            self.factory.cleanup(self.config.cleanup.timeout).await;
+        }
         tracing::info!(pool = %self.config.name, stopped = workers.len(), "pool shut down");
     }
 }
@@ -702,26 +712,31 @@ async fn monitor(inner: Arc<Inner>, id: WorkerId, worker: Arc<PoolWorker>) {
     inner.track(replacement);
 }
 
-/// The default factory: resolves the interpreter (creating the project `.venv` if missing),
+/// The default factory: resolves the interpreter (building snakepit's environment if missing),
 /// sweeps workers left by dead hosts, and starts the run's registry and host bridge.
 async fn process_factory(
     config: &PoolConfig,
     run: &Arc<RunContext>,
     host_tools: HostTools,
 ) -> Result<ProcessWorkers, Error> {
-    let python =
-        snakepit_worker::python_env::ensure_python(config.python_executable.as_deref()).await?;
+    let python = snakepit_worker::python_env::ensure_python_for(
+        config.python_executable.as_deref(),
+        &config.python_env,
+    )
+    .await?;
     let registry_dir = default_registry_dir();
-    let swept = sweep_orphans(&registry_dir).await;
-    if !swept.killed.is_empty() || !swept.reaped.is_empty() {
-        tracing::warn!(target: "snakepit::pool", killed = ?swept.killed, reaped = ?swept.reaped, runs = ?swept.stale_runs, "killed worker processes left over by dead hosts");
-    }
-    if !swept.removed_dirs.is_empty() {
-        tracing::info!(target: "snakepit::pool", dirs = ?swept.removed_dirs, "removed run directories of dead hosts");
+    if config.cleanup.rogue_cleanup {
+        let swept = sweep_orphans(&registry_dir).await;
+        if !swept.killed.is_empty() || !swept.reaped.is_empty() {
+            tracing::warn!(target: "snakepit::pool", killed = ?swept.killed, reaped = ?swept.reaped, runs = ?swept.stale_runs, "killed worker processes left over by dead hosts");
+        }
+        if !swept.removed_dirs.is_empty() {
+            tracing::info!(target: "snakepit::pool", dirs = ?swept.removed_dirs, "removed run directories of dead hosts");
+        }
     }
     let registry = ProcessRegistry::create(&registry_dir, run.run_id())?;
     registry.record_run_dir(run.dir())?;
-    let host_bridge = HostBridge::start(run, host_tools).await?;
+    let host_bridge = HostBridge::start_on(run, host_tools, &config.host_bridge).await?;
     Ok(ProcessWorkers::new(
         config.clone(),
         python,

@@ -18,12 +18,16 @@ pub struct PoolSet {
     pools: BTreeMap<String, Pool>,
     /// Samples the host's NVIDIA GPUs while the pools run; taken and stopped at shutdown.
     gpu_profiler: Mutex<Option<GpuProfiler>>,
+    /// `pooling_enabled = false`: nothing started, every call is refused naming the key.
+    pooling_disabled: bool,
 }
 
 impl PoolSet {
     /// Validates every pool of `config` up front, then starts them all.
     ///
-    /// Nothing starts when any pool's configuration is invalid. When `gpu_profiler` is enabled
+    /// Nothing starts when any pool's configuration is invalid, nor with `pooling_enabled =
+    /// false` (the configuration is still validated; every call then fails with a pool error
+    /// that names the key, as the seeds' calls do without pooling). When `gpu_profiler` is enabled
     /// (the default) and NVIDIA GPUs are found, a GPU profiler samples them every
     /// `gpu_profiler.interval_ms` until [`PoolSet::shutdown`].
     pub async fn start(config: &SnakepitConfig) -> Result<Self, Error> {
@@ -38,17 +42,29 @@ impl PoolSet {
     ) -> Result<Self, Error> {
         let configs = config.pool_configs()?;
         let gpu = config.gpu_profiler_settings()?;
+        if !config.pooling_enabled() {
+            tracing::info!("pooling_enabled = false: no pool started");
+            return Ok(Self {
+                pools: BTreeMap::new(),
+                gpu_profiler: Mutex::new(None),
+                pooling_disabled: true,
+            });
+        }
         // GPU detection runs while the workers start, so it adds nothing to start-up.
         let (pools, gpu_profiler) =
             tokio::join!(start_pools(configs), start_gpu_profiler(gpu, hardware));
         Ok(Self {
             pools: pools?,
             gpu_profiler: Mutex::new(gpu_profiler),
+            pooling_disabled: false,
         })
     }
 
     /// Returns the pool named `name`, or an error listing the configured pools.
     pub fn pool(&self, name: &str) -> Result<&Pool, Error> {
+        if self.pooling_disabled {
+            return Err(pooling_disabled_error(name));
+        }
         self.pools.get(name).ok_or_else(|| {
             let names: Vec<&str> = self.pools.keys().map(String::as_str).collect();
             Error::pool(format!(
@@ -119,6 +135,13 @@ impl PoolSet {
     pub async fn gpu_samples(&self) -> Option<broadcast::Receiver<GpuSample>> {
         Some(self.gpu_profiler.lock().await.as_ref()?.subscribe())
     }
+}
+
+/// The refusal of a call when the configuration says `pooling_enabled = false`.
+fn pooling_disabled_error(pool: &str) -> Error {
+    Error::pool(format!(
+        "pooling is disabled (pooling_enabled = false), so pool '{pool}' was not started; set pooling_enabled = true to run calls"
+    ))
 }
 
 /// Starts every pool; on a failure stops the ones already started.

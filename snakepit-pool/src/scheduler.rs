@@ -167,6 +167,14 @@ impl<W: Clone> Scheduler<W> {
         Some(slot.handle)
     }
 
+    /// Answers every queued request at once: each receiver sees its sender dropped, which the
+    /// pool turns into a pool error (shutdown). Returns how many were waiting.
+    pub(crate) fn close_queue(&mut self) -> usize {
+        let n = self.queue.len();
+        self.queue.clear();
+        n
+    }
+
     /// Removes every worker (shutdown) and returns their handles.
     pub(crate) fn drain_workers(&mut self) -> Vec<W> {
         self.sessions.clear();

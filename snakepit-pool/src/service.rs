@@ -213,10 +213,16 @@ async fn attempt(inner: Arc<Inner>, req: WorkerCall) -> Result<WorkerReply, Erro
             let deadline = expires_at.unwrap_or_else(far_future);
             let limit = limit.unwrap_or(Duration::MAX);
             Ok(WorkerReply::Stream(Box::pin(LeasedStream::new(
-                stream, lease, deadline, limit, tool,
+                stream,
+                lease,
+                deadline,
+                limit,
+                tool,
+                inner.clone(),
             ))))
         }
         Ok(Err(e)) => {
+            lease.worker.record_error(&e);
             // A dead worker leaves scheduling at once, before its monitor sees the exit, so a
             // retry is not handed it again.
             if e.kind() == ErrorKind::WorkerCrash {
@@ -226,10 +232,12 @@ async fn attempt(inner: Arc<Inner>, req: WorkerCall) -> Result<WorkerReply, Erro
         }
         Err(_) => {
             lease.retire_after_timeout();
-            Err(Error::timeout(
+            let e = Error::timeout(
                 format!("{what} '{tool}' on worker {}", lease.id),
                 limit.unwrap_or_default(),
-            ))
+            );
+            lease.worker.record_error(&e);
+            Err(e)
         }
     }
 }

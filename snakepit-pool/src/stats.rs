@@ -82,6 +82,30 @@ pub struct WorkerInfo {
     pub uptime: Duration,
     /// Its circuit breaker's state (`closed`, `open`, `half_open`) when the pool has a breaker.
     pub circuit_state: Option<&'static str>,
+    /// What it is doing.
+    pub state: WorkerState,
+    /// Successful requests it served (what `worker_max_requests` counts).
+    pub requests: u64,
+    /// Resident memory of its process in MiB, when it can be read.
+    pub rss_mb: Option<u64>,
+    /// The last error a call on it ended in.
+    pub last_error: Option<String>,
+    /// The pool's `pool_identifier`.
+    pub pool_identifier: Option<String>,
+}
+
+/// A worker's state, as [`WorkerInfo`] reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkerState {
+    /// Ready, no call in flight.
+    Idle,
+    /// At least one call in flight.
+    Busy,
+    /// Its circuit breaker is open: it gets no calls until the breaker half-opens.
+    CircuitOpen,
+    /// Being recycled or stopped: no new calls, in-flight ones finish.
+    Retiring,
 }
 
 fn as_millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {

@@ -2,6 +2,8 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -9,10 +11,12 @@ use futures::Stream;
 use snakepit_core::{Chunk, ChunkStream, Error};
 use tokio::time::{Instant, Sleep};
 
-use crate::pool::Lease;
+use crate::pool::{Inner, Lease};
 
 pin_project_lite::pin_project! {
     /// Yields the worker's chunks until the final one; past the deadline, one timeout error.
+    ///
+    /// An error ending the stream counts in the pool's `stats().errors`.
     pub(crate) struct LeasedStream {
         inner: ChunkStream,
         lease: Option<Lease>,
@@ -20,6 +24,7 @@ pin_project_lite::pin_project! {
         deadline: Sleep,
         timeout: Duration,
         tool: String,
+        pool: Arc<Inner>,
         done: bool,
     }
 }
@@ -31,6 +36,7 @@ impl LeasedStream {
         deadline: Instant,
         timeout: Duration,
         tool: String,
+        pool: Arc<Inner>,
     ) -> Self {
         Self {
             inner,
@@ -38,6 +44,7 @@ impl LeasedStream {
             deadline: tokio::time::sleep_until(deadline),
             timeout,
             tool,
+            pool,
             done: false,
         }
     }
@@ -59,6 +66,9 @@ impl Stream for LeasedStream {
                 };
                 if end {
                     *this.done = true;
+                    if matches!(&item, Some(Err(_))) {
+                        this.pool.counters.errors.fetch_add(1, Ordering::Relaxed);
+                    }
                     // The worker is free as soon as the stream is complete, not when it is dropped.
                     if let Some(lease) = this.lease.take() {
                         if matches!(&item, Some(Ok(_))) {
@@ -72,6 +82,7 @@ impl Stream for LeasedStream {
                 Poll::Ready(()) => {
                     *this.done = true;
                     if let Some(lease) = this.lease.take() {
+                        this.pool.counters.errors.fetch_add(1, Ordering::Relaxed);
                         lease.retire_after_timeout();
                         let op = format!("stream '{}' on worker {}", this.tool, lease.id);
                         return Poll::Ready(Some(Err(Error::timeout(op, *this.timeout))));

@@ -68,8 +68,11 @@ impl LogLevel {
 pub fn init_tracing(level: LogLevel) -> bool {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SNAKEPIT_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level.directive()));
+    use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        // Colours only for a person at a terminal, never into a log file or a pipe.
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .try_init()
         .is_ok()

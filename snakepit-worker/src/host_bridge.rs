@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use serde_json::{Map, Value};
+use snakepit_core::config::HostBridgeListen;
 use snakepit_core::Error;
 use snakepit_proto::pb::{self, BridgeService, BridgeServiceServer};
 use snakepit_proto::TOKEN_METADATA_KEY;
@@ -331,13 +332,22 @@ impl BridgeService for BridgeServer {
                 self.tools.unknown(&req.tool_name).to_string(),
             )));
         };
+        let args = req
+            .parameters
+            .iter()
+            .map(|(k, v)| {
+                wire::decode_value(v)
+                    .map(|v| (k.clone(), v))
+                    .map_err(|e| format!("argument '{k}' of host tool '{}': {e}", req.tool_name))
+            })
+            .collect();
+        let args = match args {
+            Ok(args) => args,
+            Err(message) => return Ok(Response::new(failure(message))),
+        };
         let call = HostToolCall {
             session_id: req.session_id,
-            args: req
-                .parameters
-                .iter()
-                .map(|(k, v)| (k.clone(), wire::decode_value(v)))
-                .collect(),
+            args,
             metadata: req.metadata,
         };
         let elapsed = |s: Instant| i64::try_from(s.elapsed().as_millis()).unwrap_or(i64::MAX);
@@ -378,10 +388,16 @@ pub struct HostBridge {
 impl HostBridge {
     /// Starts the server on `<run dir>/host.sock`; every call must carry the run token.
     pub async fn start(run: &RunContext, tools: HostTools) -> Result<Self, Error> {
-        let path = run.dir().join("host.sock");
-        let _ = std::fs::remove_file(&path);
-        let listener = tokio::net::UnixListener::bind(&path)
-            .map_err(|e| Error::pool(format!("cannot listen on {}: {e}", path.display())))?;
+        Self::start_on(run, tools, &HostBridgeListen::PrivateSocket).await
+    }
+
+    /// Starts the server where `listen` says (`grpc_host`/`grpc_port` ask for TCP); every call
+    /// must carry the run token either way.
+    pub async fn start_on(
+        run: &RunContext,
+        tools: HostTools,
+        listen: &HostBridgeListen,
+    ) -> Result<Self, Error> {
         let token = tonic::metadata::MetadataValue::try_from(run.token())
             .map_err(|_| Error::pool("the run token is not valid ASCII metadata"))?;
         let check = move |req: Request<()>| -> Result<Request<()>, Status> {
@@ -397,20 +413,51 @@ impl HostBridge {
             check,
         );
         let (stop, stopped) = oneshot::channel::<()>();
-        let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
-        let task = tokio::spawn(async move {
-            let served = tonic::transport::Server::builder()
-                .add_service(service)
-                .serve_with_incoming_shutdown(incoming, async {
-                    let _ = stopped.await;
-                })
-                .await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "host bridge server failed");
+        let server = tonic::transport::Server::builder().add_service(service);
+        let shutdown = async {
+            let _ = stopped.await;
+        };
+        let (address, task) = match listen {
+            HostBridgeListen::PrivateSocket => {
+                let path = run.dir().join("host.sock");
+                let _ = std::fs::remove_file(&path);
+                let listener = tokio::net::UnixListener::bind(&path).map_err(|e| {
+                    Error::pool(format!("cannot listen on {}: {e}", path.display()))
+                })?;
+                let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
+                let task = tokio::spawn(async move {
+                    log_failure(
+                        server
+                            .serve_with_incoming_shutdown(incoming, shutdown)
+                            .await,
+                    );
+                });
+                (format!("unix:{}", path.display()), task)
             }
-        });
+            HostBridgeListen::Tcp { host, port } => {
+                let listener = tokio::net::TcpListener::bind((host.as_str(), *port))
+                    .await
+                    .map_err(|e| {
+                        Error::pool(format!(
+                            "cannot listen on {host}:{port} (grpc_host/grpc_port): {e}; pick a free port, 0 for any, or drop grpc_port to use the private socket"
+                        ))
+                    })?;
+                let bound = listener.local_addr().map_err(|e| {
+                    Error::pool(format!("cannot read the host bridge address: {e}"))
+                })?;
+                let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+                let task = tokio::spawn(async move {
+                    log_failure(
+                        server
+                            .serve_with_incoming_shutdown(incoming, shutdown)
+                            .await,
+                    );
+                });
+                (bound.to_string(), task)
+            }
+        };
         Ok(Self {
-            address: format!("unix:{}", path.display()),
+            address,
             stop: Some(stop),
             task,
             tools,
@@ -434,6 +481,12 @@ impl Drop for HostBridge {
             let _ = stop.send(());
         }
         self.task.abort();
+    }
+}
+
+fn log_failure(served: Result<(), tonic::transport::Error>) {
+    if let Err(e) = served {
+        tracing::error!(error = %e, "host bridge server failed");
     }
 }
 

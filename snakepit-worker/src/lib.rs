@@ -11,7 +11,9 @@
 //!
 //! This crate is the only place where `tonic::Status` becomes a [`snakepit_core::Error`].
 
+pub mod cleanup;
 mod client;
+mod heartbeat;
 pub mod host_bridge;
 mod process;
 pub mod python_env;
@@ -23,6 +25,9 @@ mod worker;
 mod zygote;
 
 pub use client::{unix_channel, WorkerAddress, WorkerClient};
+pub use heartbeat::HeartbeatStatus;
 pub use process::{ExitInfo, HostSignal, HOST_PIPE_ENV_VAR};
 pub use run::RunContext;
-pub use worker::{Worker, WorkerSpec, RUN_ID_ENV_VAR, TOKEN_ENV_VAR};
+pub use worker::{
+    Worker, WorkerSpec, DEFAULT_WORKER_EXECUTE_TIMEOUT, RUN_ID_ENV_VAR, TOKEN_ENV_VAR,
+};

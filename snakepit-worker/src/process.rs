@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
 use tokio::process::{ChildStdin, Command};
 use tokio::sync::watch;
 
@@ -81,6 +81,15 @@ impl ExitInfo {
 /// Environment variable telling the worker that its stdin is the host pipe (EOF = host gone).
 pub const HOST_PIPE_ENV_VAR: &str = "SNAKEPIT_HOST_PIPE";
 
+/// Where a worker's stdout and stderr lines go besides the debug log (`log_python_output`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PythonOutput {
+    /// Only to the `snakepit::python` debug log (the seeds' default: hidden).
+    Hidden,
+    /// Also to the host's stderr, each line prefixed with `[worker id]`.
+    Echoed,
+}
+
 /// A worker process that is killed (with its whole group) when dropped.
 ///
 /// A spawned process's stdin is a pipe whose write end only this handle holds (Rust opens pipes
@@ -99,7 +108,11 @@ pub(crate) struct WorkerProcess {
 
 impl WorkerProcess {
     /// Spawns `cmd` as the leader of a new process group, draining its stdout and stderr.
-    pub(crate) fn spawn(mut cmd: Command, label: &str) -> std::io::Result<Self> {
+    pub(crate) fn spawn(
+        mut cmd: Command,
+        label: &str,
+        output: PythonOutput,
+    ) -> std::io::Result<Self> {
         cmd.stdin(Stdio::piped())
             .env(HOST_PIPE_ENV_VAR, "stdin")
             .stdout(Stdio::piped())
@@ -113,7 +126,7 @@ impl WorkerProcess {
         let host_pipe = child.stdin.take();
         let stderr_tail = Arc::new(Mutex::new(VecDeque::with_capacity(STDERR_TAIL_LINES)));
         if let Some(out) = child.stdout.take() {
-            tokio::spawn(drain(out, label.to_owned(), "stdout", None));
+            tokio::spawn(drain(out, label.to_owned(), "stdout", None, output));
         }
         if let Some(err) = child.stderr.take() {
             tokio::spawn(drain(
@@ -121,6 +134,7 @@ impl WorkerProcess {
                 label.to_owned(),
                 "stderr",
                 Some(stderr_tail.clone()),
+                output,
             ));
         }
         let (tx, exit) = watch::channel(None);
@@ -285,10 +299,18 @@ async fn drain(
     label: String,
     which: &'static str,
     tail: Option<Arc<Mutex<VecDeque<String>>>>,
+    output: PythonOutput,
 ) {
     let mut lines = BufReader::new(stream).lines();
+    let mut host_stderr = tokio::io::stderr();
     while let Ok(Some(line)) = lines.next_line().await {
         tracing::debug!(target: "snakepit::python", worker = %label, stream = which, "{line}");
+        if output == PythonOutput::Echoed {
+            // A closed host stderr only loses the echo; the line still reaches the log and tail.
+            let _ = host_stderr
+                .write_all(format!("[{label}] {line}\n").as_bytes())
+                .await;
+        }
         if let Some(tail) = &tail {
             if let Ok(mut t) = tail.lock() {
                 if t.len() == STDERR_TAIL_LINES {

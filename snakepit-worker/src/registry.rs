@@ -167,6 +167,35 @@ impl ProcessRegistry {
         self.persist()
     }
 
+    /// Returns the workers recorded for this run.
+    pub fn entries(&self) -> Vec<RegistryEntry> {
+        self.state
+            .lock()
+            .map(|s| s.workers.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Returns the entry of the worker whose process is `pid`, if it is recorded.
+    pub fn entry_by_pid(&self, pid: u32) -> Option<RegistryEntry> {
+        self.state
+            .lock()
+            .ok()?
+            .workers
+            .values()
+            .find(|e| e.pid == pid)
+            .cloned()
+    }
+
+    /// Whether `entry`'s process is provably this run's: the recorded start time and a
+    /// command line carrying the run id.
+    pub fn owns(&self, entry: &RegistryEntry) -> bool {
+        let Ok(s) = self.state.lock() else {
+            return false;
+        };
+        process_start_time(entry.pid) == Some(entry.start_time)
+            && command_line_mentions(entry.pid, &s.run_id)
+    }
+
     /// SIGKILLs the process group of every recorded worker that is still the process recorded
     /// (same pid and start time): the immediate stop after a second Ctrl-C. Returns the pids.
     pub fn kill_all(&self) -> Vec<u32> {

@@ -1,7 +1,10 @@
 //! Value encoding of the bridge protocol and the one mapping from a status to core errors.
 
+use std::time::Duration;
+
 use prost_types::Any;
 use serde_json::Value;
+use snakepit_core::json_limits::{parse_json_limited, JsonTextError};
 use snakepit_core::{Chunk, Error, Payload, PythonException, ToolCall};
 use snakepit_proto::pb;
 use snakepit_proto::TYPE_URL_PREFIX;
@@ -30,13 +33,19 @@ pub(crate) fn encode_value(v: &Value) -> Any {
 /// Decodes an Any holding UTF-8 JSON; the `type_url` is only a hint.
 ///
 /// Some servers send `google.protobuf.StringValue` or plain text: bytes that are not JSON
-/// come back as a JSON string rather than an error.
-pub(crate) fn decode_value(any: &Any) -> Value {
+/// come back as a JSON string rather than an error. JSON nested deeper than
+/// `MAX_VALUE_DEPTH` is an error, never parsed.
+pub(crate) fn decode_value(any: &Any) -> Result<Value, JsonTextError> {
     if any.value.is_empty() {
-        return Value::Null;
+        return Ok(Value::Null);
     }
-    serde_json::from_slice(&any.value)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&any.value).into_owned()))
+    match parse_json_limited(&any.value) {
+        Ok(v) => Ok(v),
+        Err(JsonTextError::Syntax(_)) => Ok(Value::String(
+            String::from_utf8_lossy(&any.value).into_owned(),
+        )),
+        Err(e) => Err(e),
+    }
 }
 
 /// Builds the wire request of a tool call.
@@ -82,21 +91,26 @@ pub(crate) fn payload_of(tool: &str, resp: pb::ExecuteToolResponse) -> Result<Pa
     if !resp.success {
         return Err(tool_error(tool, &resp.error_message));
     }
-    let json = resp
-        .result
-        .as_ref()
-        .map(decode_value)
-        .unwrap_or(Value::Null);
+    let json = match resp.result.as_ref().map(decode_value) {
+        None => Value::Null,
+        Some(Ok(v)) => v,
+        Some(Err(e)) => {
+            return Err(Error::validation(
+                format!("result of tool '{tool}'"),
+                e.to_string(),
+            ))
+        }
+    };
     let binary = (!resp.binary_result.is_empty()).then_some(resp.binary_result);
     Ok(Payload { json, binary })
 }
 
-/// Turns a wire chunk into a core chunk: JSON when it parses, raw bytes always.
+/// Turns a wire chunk into a core chunk: JSON when it parses (within `MAX_VALUE_DEPTH`), raw bytes always.
 pub(crate) fn chunk_of(c: pb::ToolChunk) -> Chunk {
     let json = if c.data.is_empty() {
         None
     } else {
-        serde_json::from_slice(&c.data).ok()
+        parse_json_limited(&c.data).ok()
     };
     Chunk {
         id: c.chunk_id,
@@ -130,7 +144,15 @@ pub(crate) fn tool_error(tool: &str, message: &str) -> Error {
     let text = field("message");
     match exception_type.as_str() {
         "UnknownToolError" => Error::validation("tool name", text),
-        "InvalidArgumentsError" => Error::validation(format!("arguments of tool '{tool}'"), text),
+        "InvalidArgumentsError" => {
+            // Our workers' message repeats what the subject already says; keep it once.
+            let prefix = format!("invalid arguments for tool '{tool}': ");
+            let text = text
+                .strip_prefix(&prefix)
+                .map(str::to_owned)
+                .unwrap_or(text);
+            Error::validation(format!("arguments of tool '{tool}'"), text)
+        }
         _ => {
             let traceback = match obj.get("traceback") {
                 Some(Value::String(s)) => s.clone(),
@@ -169,7 +191,7 @@ pub(crate) fn status_to_error(
     worker: &str,
     tool: &str,
     status: &tonic::Status,
-    timeout: Option<std::time::Duration>,
+    timeout: Option<Duration>,
 ) -> Error {
     let details = std::str::from_utf8(status.details()).unwrap_or_default();
     let json_text = [details, status.message()]
@@ -227,7 +249,7 @@ mod tests {
         ] {
             let any = encode_value(&v);
             assert!(any.type_url.starts_with(TYPE_URL_PREFIX));
-            assert_eq!(decode_value(&any), v);
+            assert_eq!(decode_value(&any).unwrap(), v);
         }
         assert_eq!(
             encode_value(&json!(5)).type_url,
@@ -241,7 +263,18 @@ mod tests {
             type_url: "type.googleapis.com/google.protobuf.StringValue".into(),
             value: b"hello".to_vec(),
         };
-        assert_eq!(decode_value(&any), json!("hello"));
+        assert_eq!(decode_value(&any).unwrap(), json!("hello"));
+    }
+
+    #[test]
+    fn argument_errors_say_their_prefix_once() {
+        let msg = json!({"type": "InvalidArgumentsError", "message": "invalid arguments for tool 't': argument 'a' must be int"}).to_string();
+        let err = tool_error("t", &msg);
+        assert_eq!(err.kind(), ErrorKind::Validation);
+        assert_eq!(
+            err.to_string(),
+            "invalid arguments of tool 't': argument 'a' must be int"
+        );
     }
 
     #[test]

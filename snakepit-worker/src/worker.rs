@@ -13,25 +13,21 @@ use tokio::process::Command;
 use tokio::task::JoinHandle;
 
 use crate::client::{connect, ExitProbe, WorkerAddress, WorkerClient};
-use crate::process::{ExitInfo, HostSignal, WorkerProcess};
+use crate::heartbeat::{self, HeartbeatCounters, HeartbeatStatus};
+use crate::process::{ExitInfo, HostSignal, PythonOutput, WorkerProcess};
 use crate::run::RunContext;
 use crate::transport::{FastTransport, GrpcTransport, Transport};
 
 /// Environment variable carrying the run token to the worker (never the command line).
 pub const TOKEN_ENV_VAR: &str = "SNAKEPIT_AUTH_TOKEN";
 
+/// The timeout of [`Worker::execute`] when the call sets none (the seeds' `GRPCWorker.execute`
+/// default of 30 000 ms; pools pass their own `execute_timeout_ms`).
+pub const DEFAULT_WORKER_EXECUTE_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Environment variable carrying the run id; children a tool starts inherit it, which lets the
 /// orphan sweep prove that a leftover process belongs to a dead run.
 pub const RUN_ID_ENV_VAR: &str = "SNAKEPIT_RUN_ID";
-
-/// The thread-limit variables set to "1" for process-profile workers (merged under `adapter_env`).
-const THREAD_LIMIT_VARS: &[&str] = &[
-    "OPENBLAS_NUM_THREADS",
-    "MKL_NUM_THREADS",
-    "OMP_NUM_THREADS",
-    "NUMEXPR_NUM_THREADS",
-    "VECLIB_MAXIMUM_THREADS",
-];
 
 /// What to start: one worker of a pool.
 #[derive(Debug, Clone)]
@@ -86,11 +82,6 @@ impl WorkerSpec {
             cmd.args(["--mode", "threaded", "--max-workers"])
                 .arg(pool.threads_per_worker.to_string());
         }
-        if pool.worker_profile == WorkerProfile::Process {
-            for var in THREAD_LIMIT_VARS {
-                cmd.env(var, "1");
-            }
-        }
         if pool.transport == TransportKind::Fast {
             cmd.env(
                 "SNAKEPIT_FAST_ADDRESS",
@@ -101,7 +92,10 @@ impl WorkerSpec {
                 pool.max_message_bytes.to_string(),
             );
         }
-        cmd.env("GRPC_POLL_STRATEGY", "poll")
+        // Thread limits ("1" for process workers) and GRPC_VERBOSITY sit under adapter_env.
+        cmd.envs(&pool.thread_limits)
+            .env("GRPC_VERBOSITY", pool.worker_output.grpc_verbosity)
+            .env("GRPC_POLL_STRATEGY", "poll")
             .env("PYTHONUNBUFFERED", "1")
             .env("SNAKEPIT_OTEL_CONSOLE", "false")
             .env("SNAKEPIT_READY_FILE", ready_file)
@@ -143,6 +137,7 @@ pub struct Worker {
     started_at: Instant,
     grace: Duration,
     heartbeat: Option<JoinHandle<()>>,
+    heartbeat_counters: Option<Arc<HeartbeatCounters>>,
 }
 
 #[derive(Debug)]
@@ -186,14 +181,20 @@ impl Worker {
         let ready = match tokio::time::timeout(timeout, wait_ready(&process, &ready_file)).await {
             Ok(Ok(ready)) => ready,
             Ok(Err(exit)) => {
+                let stderr = process.stderr_tail();
+                let output = if stderr.trim().is_empty() {
+                    " without output; is it a Python 3.9+ interpreter? (set SNAKEPIT_PYTHON or python_executable)".to_owned()
+                } else {
+                    format!("; stderr:\n{stderr}")
+                };
                 return Err(Error::worker(
                     &spec.id,
                     format!(
-                        "exited during start-up ({}); stderr:\n{}",
+                        "interpreter {} exited during start-up ({}){output}",
+                        spec.python.display(),
                         exit.description,
-                        process.stderr_tail()
                     ),
-                ))
+                ));
             }
             Err(_) => {
                 process.stop(Duration::from_millis(500)).await;
@@ -237,11 +238,17 @@ impl Worker {
             Arc::new(ProcessProbe(process.clone())),
         );
         client.ping().await?;
-        let heartbeat = spec.pool.heartbeat.enabled.then(|| {
-            tokio::spawn(heartbeat(
+        let heartbeat_counters = spec
+            .pool
+            .heartbeat
+            .enabled
+            .then(|| Arc::new(HeartbeatCounters::default()));
+        let heartbeat = heartbeat_counters.as_ref().map(|counters| {
+            tokio::spawn(heartbeat::run(
                 client.clone(),
                 process.clone(),
                 spec.pool.heartbeat.clone(),
+                counters.clone(),
             ))
         });
         tracing::debug!(worker = %spec.id, pid = process.pid(), elapsed_ms = started_at.elapsed().as_millis() as u64, "worker ready");
@@ -252,6 +259,7 @@ impl Worker {
             started_at,
             grace: spec.pool.graceful_shutdown_timeout,
             heartbeat,
+            heartbeat_counters,
         })
     }
 
@@ -270,6 +278,12 @@ impl Worker {
         self.started_at.elapsed()
     }
 
+    /// Returns what the heartbeat has seen (pings, pongs, misses), or `None` when the pool's
+    /// heartbeat is disabled.
+    pub fn heartbeat_status(&self) -> Option<HeartbeatStatus> {
+        self.heartbeat_counters.as_ref().map(|c| c.status())
+    }
+
     /// Returns the transport that carries this worker's tool calls.
     pub fn transport(&self) -> TransportKind {
         self.client.transport()
@@ -280,9 +294,23 @@ impl Worker {
         self.client.clone()
     }
 
-    /// Runs one tool call on this worker.
-    pub async fn execute(&self, call: ToolCall) -> Result<Payload, Error> {
-        self.client.execute(call).await
+    /// Runs one tool call on this worker, bounded by the call's deadline, else its timeout,
+    /// else [`DEFAULT_WORKER_EXECUTE_TIMEOUT`] (the seeds' 30 s for a direct worker call).
+    pub async fn execute(&self, mut call: ToolCall) -> Result<Payload, Error> {
+        let timeout = call
+            .deadline
+            .or(call.options.timeout)
+            .unwrap_or(DEFAULT_WORKER_EXECUTE_TIMEOUT);
+        // Sent along, so Python sees the same budget.
+        call.deadline = Some(timeout);
+        let tool = call.tool.clone();
+        match tokio::time::timeout(timeout, self.client.execute(call)).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::timeout(
+                format!("call '{tool}' on worker {}", self.id),
+                timeout,
+            )),
+        }
     }
 
     /// Runs a streaming tool on this worker.
@@ -325,7 +353,12 @@ impl Drop for Worker {
 }
 
 fn spawn_process(cmd: Command, spec: &WorkerSpec) -> Result<WorkerProcess, Error> {
-    WorkerProcess::spawn(cmd, spec.id.as_str()).map_err(|e| Error::Worker {
+    let output = if spec.pool.worker_output.log_python_output {
+        PythonOutput::Echoed
+    } else {
+        PythonOutput::Hidden
+    };
+    WorkerProcess::spawn(cmd, spec.id.as_str(), output).map_err(|e| Error::Worker {
         worker: spec.id.to_string(),
         message: format!(
             "cannot start {} ({e}); set SNAKEPIT_PYTHON or python_executable",
@@ -409,37 +442,4 @@ async fn connect_fast(
             ),
         )
     })
-}
-
-/// Pings the worker every interval; after `max_missed_heartbeats` misses a dependent worker is killed.
-async fn heartbeat(client: WorkerClient, process: Arc<WorkerProcess>, cfg: HeartbeatConfig) {
-    tokio::time::sleep(cfg.initial_delay).await;
-    let mut missed = 0u32;
-    let mut tick = tokio::time::interval(cfg.ping_interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        if process.exit_info().is_some() {
-            return;
-        }
-        match tokio::time::timeout(cfg.timeout, client.ping()).await {
-            Ok(Ok(_)) => missed = 0,
-            outcome => {
-                missed += 1;
-                let reason = match outcome {
-                    Ok(Err(e)) => e.to_string(),
-                    _ => format!("no pong within {} ms", cfg.timeout.as_millis()),
-                };
-                tracing::warn!(target: "snakepit::heartbeat", worker = %client.worker_id(), missed, reason = %reason, "heartbeat missed");
-                if missed >= cfg.max_missed_heartbeats {
-                    if cfg.dependent {
-                        tracing::error!(target: "snakepit::heartbeat", worker = %client.worker_id(), "worker unresponsive; killing it");
-                        process.signal_for(HostSignal::HeartbeatLost, Signal::SIGKILL);
-                        return;
-                    }
-                    missed = 0;
-                }
-            }
-        }
-    }
 }

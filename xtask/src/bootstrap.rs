@@ -9,12 +9,17 @@ use crate::util::{cargo, project_root, sh};
 /// Ensures `.venv` exists with `snakepit_bridge` installed and returns its interpreter.
 pub(crate) fn run(force: bool) -> Result<PathBuf> {
     let mut cmd = cargo();
-    cmd.args(["run", "--quiet", "--package", "snakepit-cli", "--", "setup"]);
+    let root = project_root();
+    cmd.args(["run", "--quiet", "--package", "snakepit-cli", "--", "setup"])
+        .arg("--venv")
+        .arg(root.join(".venv"))
+        .arg("--bridge-source")
+        .arg(root.join("python"));
     if force {
         cmd.arg("--force");
     }
     sh(&mut cmd)?;
-    let python = project_root().join(".venv/bin/python");
+    let python = root.join(".venv/bin/python");
     if !python.exists() {
         bail!(
             "`snakepit setup` finished but {} does not exist",

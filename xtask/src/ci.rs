@@ -20,6 +20,7 @@ pub(crate) fn run() -> Result<()> {
         .args(["test", "--workspace", "--all-targets"])
         .env("SNAKEPIT_PYTHON", &python))?;
     sh(cargo().args(["test", "--workspace", "--doc"]))?;
+    crate::examples::run()?;
     sh(std::process::Command::new(&python)
         .args(["-m", "pytest", "-q", "python/tests"])
         .current_dir(project_root()))?;

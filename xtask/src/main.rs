@@ -1,9 +1,10 @@
-//! `cargo xtask`: project automation (bootstrap, codegen, ci, bench).
+//! `cargo xtask`: project automation (bootstrap, codegen, ci, examples, bench).
 
 mod bench;
 mod bootstrap;
 mod ci;
 mod codegen;
+mod examples;
 mod util;
 
 use anyhow::Result;
@@ -33,6 +34,8 @@ enum Command {
     },
     /// Run everything CI runs: fmt, clippy, codegen --check, cargo tests, pytest.
     Ci,
+    /// Build every crate's examples and run each end to end (SNAKEPIT_RUN_TIMEOUT_MS bounds each).
+    Examples,
     /// Run the benchmark suite (end-to-end figures against baselines, then criterion).
     Bench {
         /// Fewer rounds and sizes (about two minutes).
@@ -49,6 +52,7 @@ fn main() -> Result<()> {
         Command::Bootstrap { force } => bootstrap::run(force).map(|_| ()),
         Command::Codegen { check } => codegen::run(check),
         Command::Ci => ci::run(),
+        Command::Examples => examples::run(),
         Command::Bench { quick, only } => bench::run(quick, only.as_deref()),
     }
 }

@@ -26,7 +26,8 @@ from . import telemetry
 from ._adapter import BaseAdapter, StreamChunk, ToolSpec
 from ._context import SessionContext
 from ._proto import snakepit_bridge_pb2 as pb
-from ._wire import TYPE_URL_PREFIX, decode_any, encode_any, encode_json, error_object, simple_error
+from ._typecheck import argument_problems
+from ._wire import TYPE_URL_PREFIX, decode_parameters, encode_any, encode_json, error_object, simple_error
 
 log = logging.getLogger("snakepit_bridge.server")
 
@@ -96,7 +97,9 @@ class Dispatcher:
     def prepare(self, request):
         """Find the tool and check its arguments: returns (tool, kwargs, error object or None)."""
         name = request.tool_name
-        kwargs: Dict[str, Any] = {k: decode_any(v) for k, v in request.parameters.items()}
+        kwargs, too_deep = decode_parameters(request.parameters)
+        if too_deep is not None:
+            return None, kwargs, simple_error("InvalidArgumentsError", too_deep, name, request.session_id, kwargs.keys())
         kwargs.update({k: bytes(v) for k, v in request.binary_parameters.items()})
         tool = self.tools.get(name)
         if tool is None:
@@ -117,6 +120,8 @@ class Dispatcher:
                 plan.signature.bind(**kwargs)
             except TypeError as exc:
                 problems.append(str(exc))
+        if not problems:
+            problems.extend(argument_problems(tool.func, kwargs))
         if problems:
             accepted = ", ".join(
                 f"{p.name}: {p.type}{'' if p.required else ' = ' + repr(p.default)}" for p in tool.parameters
@@ -309,7 +314,7 @@ class Dispatcher:
             )
         try:
             encoded = encode_any(result)
-        except (TypeError, ValueError) as exc:  # e.g. NaN-free JSON or circular structures
+        except (TypeError, ValueError, RecursionError) as exc:  # circular or too deep structures
             payload = error_object(exc, request.tool_name, request.session_id, kwargs.keys())
             return pb.ExecuteToolResponse(success=False, error_message=json.dumps(payload))
         return pb.ExecuteToolResponse(success=True, result=encoded, execution_time_ms=elapsed_ms)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import sys
 import traceback
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 from google.protobuf import any_pb2, wrappers_pb2
 
@@ -107,6 +108,20 @@ def decode_any(message: any_pb2.Any) -> Any:
             except ValueError:
                 return wrapped.value
     return raw.decode("utf-8", errors="replace")
+
+
+def decode_parameters(parameters) -> Tuple[Dict[str, Any], Optional[str]]:
+    """Decode a request's parameters; the second item names one too deep for Python to decode."""
+    kwargs: Dict[str, Any] = {}
+    for name, value in parameters.items():
+        try:
+            kwargs[name] = decode_any(value)
+        except RecursionError:
+            return kwargs, (
+                f"argument '{name}' nests too deep for Python to decode (recursion limit "
+                f"{sys.getrecursionlimit()}); flatten it or send it as bytes"
+            )
+    return kwargs, None
 
 
 def error_object(exc: BaseException, tool: str, session_id: str, argument_keys, type_name: Optional[str] = None) -> Dict[str, Any]:

@@ -8,6 +8,10 @@
 mod error;
 mod gpu_profiler;
 mod pool;
+mod python;
+mod seed_keys;
+#[cfg(test)]
+mod seed_keys_tests;
 mod start_mode;
 #[cfg(test)]
 mod tests;
@@ -22,6 +26,14 @@ pub use pool::{
     HeartbeatConfig, PoolConfig, TransportKind, WorkerLifetime, WorkerMaxRequests, WorkerProfile,
     DEFAULT_ADAPTER, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_SERVER_MODULE,
 };
+pub use python::{
+    requirement_name, PythonEnvConfig, PythonInstaller, PythonPackagesTable, PythonRuntime,
+    PythonRuntimeTable,
+};
+pub use seed_keys::{
+    CleanupConfig, HostBridgeListen, RogueCleanupTable, ThreadLimitsTable, WorkerOutput,
+    SEED_ADAPTER_MODULE,
+};
 pub use start_mode::StartMode;
 
 /// The configuration used when no file is given: one pool running the bundled showcase adapter.
@@ -31,8 +43,39 @@ pub const EMBEDDED_DEFAULT: &str = include_str!("default.toml");
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct SnakepitConfig {
-    /// Whether pools start at all (`pooling_enabled`, seeds' default `false`; the CLI turns it on).
+    /// Whether a [`PoolSet`](../../snakepit_pool/struct.PoolSet.html) or `snakepit exec` starts
+    /// pools at all (`pooling_enabled`). Absent means `true`: the seeds default to `false`
+    /// because their application starts pools at boot, while a Rust host starts them only when
+    /// asked. `false` starts no pool and every call fails with a pool error naming the key.
     pub pooling_enabled: Option<bool>,
+    /// The host-side adapter; only the seeds' `Snakepit.Adapters.GRPCPython` is accepted.
+    pub adapter_module: Option<String>,
+    /// `pool` only: each pool manages its own capacity (`profile`/`hybrid` are refused).
+    pub capacity_strategy: Option<String>,
+    /// Port of the host bridge's TCP listener; unset keeps the private Unix socket.
+    pub grpc_port: Option<u16>,
+    /// Interface of the host bridge's TCP listener (default `localhost`; needs `grpc_port`).
+    pub grpc_host: Option<String>,
+    /// `GRPC_VERBOSITY` of the workers' gRPC core: debug, info, warning, error, none (default error).
+    pub grpc_log_level: Option<String>,
+    /// Copy Python's stdout and stderr to the host's stderr (default false: hidden).
+    pub log_python_output: Option<bool>,
+    /// Accepted for the seeds' configs: a Rust library never installs a logger, either way.
+    pub library_mode: Option<bool>,
+    /// Kill whatever process of the run is still alive at the end of shutdown (default true).
+    pub cleanup_on_stop: Option<bool>,
+    /// Bound of that cleanup pass in ms (default 5 000).
+    pub cleanup_on_stop_timeout_ms: Option<u64>,
+    /// How often cleanup checks whether processes are gone, in ms (default 50).
+    pub cleanup_poll_interval_ms: Option<u64>,
+    /// Pause between kill attempts during cleanup, in ms (default 200).
+    pub cleanup_retry_interval_ms: Option<u64>,
+    /// Kill attempts per process after the first (default 3).
+    pub cleanup_max_retries: Option<u32>,
+    /// The start-up sweep of workers left by dead hosts (`rogue_cleanup = { enabled = true }`).
+    pub rogue_cleanup: Option<RogueCleanupTable>,
+    /// Thread-limit overrides for numerical libraries (process workers default to 1).
+    pub thread_limits: Option<ThreadLimitsTable>,
     /// Default pool size for pools that do not set one (default: CPU threads × 2).
     pub pool_size: Option<usize>,
     /// Default adapter class (`module.Class`) for pools that do not set one.
@@ -49,6 +92,10 @@ pub struct SnakepitConfig {
     pub graceful_shutdown_timeout_ms: Option<u64>,
     /// Python interpreter; `SNAKEPIT_PYTHON` wins over it.
     pub python_executable: Option<PathBuf>,
+    /// How the interpreter is found otherwise: `"system"`, `"venv"` (default) or `"managed"`.
+    pub python_runtime: Option<PythonRuntimeTable>,
+    /// Requirements every worker's interpreter must satisfy (a list, or the seeds' table).
+    pub python_packages: Option<PythonPackagesTable>,
     /// Host log level: debug, info, warning, error, none (default error).
     pub log_level: Option<String>,
     /// Default `start_mode` for pools that do not set one (`zygote` on Linux, else `spawn`).
@@ -102,6 +149,11 @@ impl SnakepitConfig {
     /// The legacy single-pool form becomes one pool named `default`.
     pub fn pool_configs(&self) -> Result<Vec<PoolConfig>, ConfigError> {
         pool::normalize(self)
+    }
+
+    /// Returns whether pools start (`pooling_enabled`, absent means true; see the field).
+    pub fn pooling_enabled(&self) -> bool {
+        self.pooling_enabled.unwrap_or(true)
     }
 
     /// Returns the GPU profiler settings (the seeds' defaults when the table is absent).

@@ -246,6 +246,16 @@ pub struct PoolTable {
     pub retry: Option<toml::Table>,
     /// Per-attempt and overall timeouts of the resilience stack.
     pub timeouts: Option<toml::Table>,
+    /// The host-side adapter (only `Snakepit.Adapters.GRPCPython`).
+    pub adapter_module: Option<String>,
+    /// `pool` only (each pool manages its own capacity).
+    pub capacity_strategy: Option<String>,
+    /// A human-friendly label for the pool, reported with its workers.
+    pub pool_identifier: Option<String>,
+    /// This pool's host bridge TCP port (overrides the global `grpc_port`).
+    pub grpc_port: Option<u16>,
+    /// This pool's thread-limit overrides, over the global `thread_limits`.
+    pub thread_limits: Option<super::ThreadLimitsTable>,
 }
 
 /// A pool's configuration with every default filled in and validated.
@@ -269,6 +279,8 @@ pub struct PoolConfig {
     pub adapter_env: BTreeMap<String, String>,
     /// Configured interpreter, if any (`SNAKEPIT_PYTHON` still wins).
     pub python_executable: Option<PathBuf>,
+    /// The Python environment (`python_runtime`, `python_packages`; global keys).
+    pub python_env: super::PythonEnvConfig,
     /// Python module serving the protocol.
     pub server_module: String,
     /// A server script to run instead of the module.
@@ -310,6 +322,17 @@ pub struct PoolConfig {
     /// The resilience tables (`circuit_breaker`, `retry`, `timeouts`), global keys overlaid
     /// with the pool's; interpreted and validated by `snakepit-resilience` when the pool starts.
     pub resilience: toml::Table,
+    /// A human-friendly label (`pool_identifier`), reported with the pool's workers.
+    pub pool_identifier: Option<String>,
+    /// Where the host bridge listens (`grpc_port`/`grpc_host`; default the private socket).
+    pub host_bridge: super::HostBridgeListen,
+    /// How much of the workers' own output reaches the host (`grpc_log_level`, `log_python_output`).
+    pub worker_output: super::WorkerOutput,
+    /// Shutdown cleanup and the start-up sweep (`cleanup_*`, `rogue_cleanup`).
+    pub cleanup: super::CleanupConfig,
+    /// Thread-limit variables for the workers (`thread_limits`; "1" for process workers),
+    /// applied under `adapter_env`.
+    pub thread_limits: BTreeMap<String, String>,
 }
 
 impl PoolConfig {
@@ -379,11 +402,29 @@ impl PoolConfig {
             ("stream_timeout_ms", self.stream_timeout),
             ("lifecycle_check_interval_ms", self.lifecycle_check_interval),
         ] {
-            if d.is_zero() {
+            if d.is_zero() || d > crate::MAX_CALL_TIMEOUT {
                 return Err(ConfigError::invalid(
                     key(k),
-                    0,
-                    "a positive number of milliseconds",
+                    d.as_millis(),
+                    "a number of milliseconds from 1 to 2592000000 (30 days)",
+                ));
+            }
+        }
+        for (k, d) in [
+            ("startup_batch_delay_ms", self.startup_batch_delay),
+            (
+                "graceful_shutdown_timeout_ms",
+                self.graceful_shutdown_timeout,
+            ),
+            ("heartbeat.ping_interval_ms", self.heartbeat.ping_interval),
+            ("heartbeat.timeout_ms", self.heartbeat.timeout),
+            ("heartbeat.initial_delay_ms", self.heartbeat.initial_delay),
+        ] {
+            if d > crate::MAX_CALL_TIMEOUT {
+                return Err(ConfigError::invalid(
+                    key(k),
+                    d.as_millis(),
+                    "at most 2592000000 ms (30 days)",
                 ));
             }
         }
@@ -459,7 +500,28 @@ pub(super) fn normalize(cfg: &SnakepitConfig) -> Result<Vec<PoolConfig>, ConfigE
             out.push(normalize_table(cfg, table, &format!("pools[{name}]"))?);
         }
     }
+    check_distinct_ports(&out)?;
     Ok(out)
+}
+
+/// Two pools cannot bind the same fixed host bridge port.
+fn check_distinct_ports(pools: &[PoolConfig]) -> Result<(), ConfigError> {
+    let mut seen: BTreeMap<u16, &str> = BTreeMap::new();
+    for p in pools {
+        if let super::HostBridgeListen::Tcp { port, .. } = p.host_bridge {
+            if port == 0 {
+                continue;
+            }
+            if let Some(other) = seen.insert(port, &p.name) {
+                return Err(ConfigError::invalid(
+                    format!("pools[{}].grpc_port", p.name),
+                    port,
+                    format!("a port pool '{other}' does not use: each pool runs its own host bridge, so give each its own grpc_port or use 0 for a free one"),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn default_pool_size() -> usize {
@@ -579,10 +641,12 @@ fn normalize_table(
             format!("from pool_size ({pool_size}) to 1000"),
         ));
     }
+    let worker_profile = t.worker_profile.unwrap_or_default();
+    let seed = super::seed_keys::resolve(cfg, t, path, worker_profile == WorkerProfile::Process)?;
     let ms = Duration::from_millis;
     let config = PoolConfig {
         name,
-        worker_profile: t.worker_profile.unwrap_or_default(),
+        worker_profile,
         pool_size,
         // Only our own server speaks `fast`; a custom server gets gRPC unless it opts in.
         transport: t.transport.unwrap_or(
@@ -604,6 +668,10 @@ fn normalize_table(
             .python_executable
             .clone()
             .or_else(|| cfg.python_executable.clone()),
+        python_env: super::PythonEnvConfig::from_tables(
+            cfg.python_runtime.as_ref(),
+            cfg.python_packages.as_ref(),
+        )?,
         server_module: t
             .server_module
             .clone()
@@ -645,6 +713,11 @@ fn normalize_table(
         execute_timeout: ms(t.execute_timeout_ms.unwrap_or(DEFAULT_EXECUTE_TIMEOUT_MS)),
         stream_timeout: ms(t.stream_timeout_ms.unwrap_or(DEFAULT_STREAM_TIMEOUT_MS)),
         resilience: resilience_tables(cfg, t),
+        pool_identifier: t.pool_identifier.clone(),
+        host_bridge: seed.host_bridge,
+        worker_output: seed.worker_output,
+        cleanup: seed.cleanup,
+        thread_limits: seed.thread_limits,
     };
     config.validate()?;
     Ok(config)

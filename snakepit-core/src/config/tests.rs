@@ -231,6 +231,48 @@ fn gpu_profiler_defaults_follow_the_seeds_and_bad_values_are_named() {
 }
 
 #[test]
+fn durations_beyond_thirty_days_are_refused_with_the_key() {
+    for key in [
+        "pool_startup_timeout = 360000000000000",
+        "execute_timeout_ms = 9223372036854775807",
+        "graceful_shutdown_timeout_ms = 2592000001",
+        "heartbeat = { timeout_ms = 99999999999 }",
+    ] {
+        let err = pools(&format!("[[pools]]\nname = \"p\"\n{key}\n")).unwrap_err();
+        let name = key.split([' ', '=']).next().unwrap_or_default();
+        assert!(err.to_string().contains(name), "{key}: {err}");
+        assert!(err.to_string().contains("30 days"), "{key}: {err}");
+    }
+    assert!(pools("[[pools]]\nname = \"p\"\nexecute_timeout_ms = 2592000000\n").is_ok());
+}
+
+#[test]
+fn python_runtime_and_packages_take_both_forms() {
+    use super::{PythonInstaller, PythonRuntime};
+    let p =
+        &pools("python_runtime = \"managed\"\npython_packages = [\"numpy>=1.26\"]\n").unwrap()[0];
+    assert_eq!(p.python_env.runtime, PythonRuntime::Managed);
+    assert_eq!(p.python_env.packages, vec!["numpy>=1.26".to_owned()]);
+    let text = "python_runtime = { strategy = \"system\", version = \"3.12\" }\n\
+                python_packages = { requirements = [\"scipy~=1.11\"], installer = \"uv\", timeout_ms = 5000, env_dir = \"/tmp/e\" }\n";
+    let p = &pools(text).unwrap()[0];
+    assert_eq!(p.python_env.runtime, PythonRuntime::System);
+    assert_eq!(p.python_env.version.as_deref(), Some("3.12"));
+    assert_eq!(p.python_env.installer, Some(PythonInstaller::Uv));
+    assert_eq!(
+        p.python_env.install_timeout,
+        std::time::Duration::from_secs(5)
+    );
+    assert!(pools("python_runtime = \"conda\"\n").is_err());
+    let err = pools("python_packages = [\">=1\"]\n").unwrap_err();
+    assert!(err.to_string().contains("python_packages"), "{err}");
+    assert_eq!(
+        super::requirement_name("numpy[extra]>=1.26; python_version>'3'"),
+        "numpy"
+    );
+}
+
+#[test]
 fn start_mode_and_preload_per_pool_with_a_global_default() {
     let text = r#"
 start_mode = "spawn"

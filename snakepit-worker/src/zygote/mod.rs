@@ -31,7 +31,7 @@ use snakepit_core::Error;
 use tokio::process::Command;
 use tokio::task::JoinHandle;
 
-use crate::process::WorkerProcess;
+use crate::process::{PythonOutput, WorkerProcess};
 use crate::run::RunContext;
 use crate::worker::WorkerSpec;
 use control::ControlConnection;
@@ -301,7 +301,7 @@ impl Zygote {
             .envs(self.command.env.iter().map(|(k, v)| (k, v)))
             .env("SNAKEPIT_READY_FILE", &self.ready_file);
         let label = format!("zygote:{}", self.pool);
-        let process = WorkerProcess::spawn(cmd, &label).map_err(|e| {
+        let process = WorkerProcess::spawn(cmd, &label, PythonOutput::Hidden).map_err(|e| {
             self.error(format!(
                 "cannot start {} ({e}); set SNAKEPIT_PYTHON or python_executable",
                 self.command.python.display()
