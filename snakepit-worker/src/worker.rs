@@ -148,8 +148,10 @@ struct ProcessProbe(Arc<WorkerProcess>);
 impl ExitProbe for ProcessProbe {
     fn crashed(&self) -> Pin<Box<dyn Future<Output = Option<String>> + Send + '_>> {
         Box::pin(async move {
-            // A broken connection shows up a moment before the exit is reaped.
-            tokio::time::timeout(Duration::from_millis(250), self.0.exited())
+            // A broken connection shows up a moment before the exit is reaped; on a loaded
+            // machine (or a forked worker reported by its zygote) that can take well over
+            // 250 ms, and only a failed call waits here.
+            tokio::time::timeout(Duration::from_secs(2), self.0.exited())
                 .await
                 .ok()
                 .map(|e| e.description)
