@@ -21,10 +21,30 @@ import struct
 import threading
 from typing import Any, Dict, List, Optional, Tuple
 
-try:  # numpy is optional: without it arrays arrive as memoryviews
-    import numpy as _np
-except ImportError:  # pragma: no cover - exercised by the numpy-absent test through a subprocess
-    _np = None
+import sys
+
+
+class _LazyNumpy:
+    """numpy, imported on first use: a zygote must not import it (OpenBLAS starts threads),
+    and a worker that never sees an array never pays for it. Falsy when numpy is missing."""
+
+    def __init__(self) -> None:
+        self.module = None
+        self.tried = False
+
+    def get(self):
+        if not self.tried:
+            self.tried = True
+            try:
+                import numpy
+
+                self.module = numpy
+            except ImportError:
+                self.module = None
+        return self.module
+
+
+_NUMPY = _LazyNumpy()
 
 MARKER = "__snakepit_array__"
 INLINE_PREFIX = MARKER + ":"
@@ -51,10 +71,15 @@ class ZeroCopyError(ValueError):
 
 @functools.lru_cache(maxsize=None)
 def settings() -> Tuple[bool, int]:
-    """``(enabled, threshold_bytes)`` from ``SNAKEPIT_ZERO_COPY`` (the host's ``zero_copy`` table)."""
+    """``(enabled, threshold_bytes)`` from ``SNAKEPIT_ZERO_COPY`` (the host's ``zero_copy`` table).
+
+    Without the variable the host is not snakepit-rs (another host, or the original's), which
+    cannot read array handles: results then never go to shared memory.
+    """
     raw = os.environ.get("SNAKEPIT_ZERO_COPY")
-    enabled, threshold = True, 1_048_576
+    enabled, threshold = False, 1_048_576
     if raw:
+        enabled = True
         try:
             cfg = json.loads(raw)
             enabled = bool(cfg.get("enabled", enabled))
@@ -108,6 +133,7 @@ class _HostMaps:
 
 def _address(buffer) -> int:
     """The address of a writable buffer's first byte (0 when it cannot be known)."""
+    _np = _NUMPY.get()
     try:
         if _np is not None:
             return int(_np.frombuffer(buffer, dtype=_np.uint8, count=1).__array_interface__["data"][0])
@@ -135,6 +161,7 @@ def _as_array(desc: Dict[str, Any], view) -> Any:
     if dtype not in _DTYPES:
         raise ZeroCopyError(f"array dtype {dtype!r} is not one snakepit carries")
     shape = [int(d) for d in desc.get("shape", [])]
+    _np = _NUMPY.get()
     if _np is not None:
         return _np.frombuffer(view, dtype=_np.dtype(dtype)).reshape(shape)
     return memoryview(view).cast("B").cast(_DTYPES[dtype], shape)
@@ -302,6 +329,8 @@ def encode_result(result: Any) -> Tuple[Any, Optional[bytes]]:
     a dict or list stay JSON lists, as the original encodes them.
     """
     enabled, threshold = settings()
+    # A tool that returned a numpy array has imported numpy; never import it here.
+    _np = sys.modules.get("numpy")
 
     def place(value: Any, top: bool) -> Tuple[Any, Optional[bytes]]:
         arrow = _arrow_ipc(value) if type(value).__module__.startswith("pyarrow") else None
