@@ -31,6 +31,8 @@ fn log_python_output_copies_worker_lines_to_stderr_with_the_worker_id() {
         [[pools]]
         name = "default"
         pool_size = 1
+        # Output of workers forked by a zygote stays with the zygote; a spawned worker's is copied.
+        start_mode = "spawn"
         adapter_env = { SNAKEPIT_LOG_LEVEL = "info" }
     "#;
     let out = exec_with_config(config, "ping");
