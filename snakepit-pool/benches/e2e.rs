@@ -642,6 +642,8 @@ async fn zero_copy(scale: Scale) -> Result<Vec<Figure>, Error> {
     let shm = Pool::start(bench_config(1)).await?;
     let mut off = bench_config(1);
     off.zero_copy.enabled = false;
+    // The message path must carry the 512 MiB row (the fast transport's default cap is 256 MiB).
+    off.max_message_bytes = 1 << 30;
     let message = Pool::start(off).await?;
     shm.await_ready(Duration::from_secs(300)).await?;
     message.await_ready(Duration::from_secs(300)).await?;
