@@ -312,10 +312,16 @@ impl Zygote {
         let status = match status {
             Ok(Ok(status)) => status,
             Ok(Err(description)) => {
+                let stderr = process.stderr_tail();
+                let output = if stderr.trim().is_empty() {
+                    " without output; is it a Python 3.9+ interpreter? (set SNAKEPIT_PYTHON or python_executable)".to_owned()
+                } else {
+                    format!("; stderr:\n{stderr}")
+                };
                 return Err(self.error(format!(
-                    "exited during start-up ({description}); stderr:\n{}",
-                    process.stderr_tail()
-                )))
+                    "interpreter {} exited during start-up ({description}){output}",
+                    self.command.python.display()
+                )));
             }
             Err(_) => {
                 process.stop(Duration::from_millis(500)).await;
