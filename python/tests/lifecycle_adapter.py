@@ -6,13 +6,22 @@ import time
 from snakepit_bridge import BaseAdapter, tool
 
 
+def write_marker(text: str) -> None:
+    """Write MARKER_FILE atomically: tests poll for the file and then read it, so it must never
+    exist half-written."""
+    path = os.environ["MARKER_FILE"]
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
 class LifecycleAdapter(BaseAdapter):
     async def initialize(self):
         self.initialized = True
 
     async def cleanup(self):
-        with open(os.environ["MARKER_FILE"], "w") as f:
-            f.write("cleaned")
+        write_marker("cleaned")
 
     @tool
     def slow(self, ms: int) -> str:
@@ -88,8 +97,7 @@ class GeneratorCloseAdapter(BaseAdapter):
                 yield {"i": i}
                 time.sleep(delay_ms / 1000)
         finally:
-            with open(os.environ["MARKER_FILE"], "w") as f:
-                f.write("closed")
+            write_marker("closed")
 
     @tool
     def wait_for_cancel(self, timeout_ms: int = 20000) -> str:
@@ -98,8 +106,7 @@ class GeneratorCloseAdapter(BaseAdapter):
         give_up = time.monotonic() + timeout_ms / 1000
         while time.monotonic() < give_up:
             if ctx.cancelled:
-                with open(os.environ["MARKER_FILE"], "w") as f:
-                    f.write("cancelled")
+                write_marker("cancelled")
                 return "cancelled"
             time.sleep(0.01)
         return "not cancelled"
