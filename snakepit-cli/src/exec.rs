@@ -60,6 +60,7 @@ pub(crate) async fn run(a: ExecArgs) -> Result<(), CliError> {
             a.pool
         )));
     }
+    crate::init_logging(&config)?;
     let mut pool_config = config
         .pool_config(&a.pool)
         .map_err(|e| CliError::usage(e.to_string()))?;

@@ -1,12 +1,15 @@
 //! The `snakepit` binary: wires the command line to the library crates.
 
+mod admin;
 mod doctor;
 mod exec;
 mod exec_args;
 mod gen;
 mod gen_names;
 mod hardware;
+mod serve;
 mod setup;
+mod status;
 
 use std::process::ExitCode;
 
@@ -40,6 +43,10 @@ enum Command {
     Hardware(hardware::HardwareArgs),
     /// Build the Python environment the pools use (snakepit_bridge and python_packages).
     Setup(setup::SetupArgs),
+    /// Run the configured pools until SIGTERM or SIGINT, with a loopback admin endpoint.
+    Serve(serve::ServeArgs),
+    /// Print a running host's status (`--admin ADDR` of `snakepit serve`) as a table.
+    Status(status::StatusArgs),
 }
 
 /// An error with the exit code it maps to.
@@ -91,9 +98,25 @@ impl CliError {
     }
 }
 
+/// Installs the host log from the configuration's `log_level` and `log_categories`.
+///
+/// Commands that read a configuration call this once they have it; the others log at the
+/// seeds' default level (error).
+pub(crate) fn init_logging(config: &snakepit_core::config::SnakepitConfig) -> Result<(), CliError> {
+    let settings = snakepit_telemetry::LogSettings::from_config(
+        config.log_level.as_deref(),
+        config.log_categories.as_ref(),
+    )
+    .map_err(|e| CliError::usage(e.to_string()))?;
+    snakepit_telemetry::init_logging(&settings);
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    snakepit_telemetry::init_tracing(snakepit_telemetry::LogLevel::default());
+    if !matches!(cli.command, Command::Exec(_) | Command::Serve(_)) {
+        snakepit_telemetry::init_tracing(snakepit_telemetry::LogLevel::default());
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -111,6 +134,8 @@ fn main() -> ExitCode {
             Command::Hardware(args) => hardware::run(args).await,
             Command::Doctor(args) => doctor::run(args).await,
             Command::Gen(cmd) => gen::run(cmd),
+            Command::Serve(args) => serve::run(args).await,
+            Command::Status(args) => status::run(args).await,
         }
     });
     match result {

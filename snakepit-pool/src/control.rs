@@ -8,7 +8,7 @@ use std::time::Duration;
 use snakepit_core::{Error, WorkerId};
 use snakepit_worker::cleanup::CleanupOutcome;
 
-use crate::lifecycle::{rss_mb, PoolWorker, RecycleReason};
+use crate::lifecycle::{rss_bytes, rss_mb, PoolWorker, RecycleReason};
 use crate::pool::Inner;
 use crate::stats::{WorkerInfo, WorkerState};
 use crate::Pool;
@@ -142,6 +142,7 @@ impl Inner {
             state,
             requests: w.served.load(Ordering::Relaxed),
             rss_mb: w.pid().and_then(rss_mb),
+            rss_bytes: w.pid().and_then(rss_bytes),
             last_error: w.last_error(),
             pool_identifier: self.config.pool_identifier.clone(),
         }

@@ -27,6 +27,7 @@ pub mod script;
 mod service;
 mod stats;
 mod stream;
+mod telemetry;
 
 // The Rust snippets of the READMEs compile as doctests, so the docs cannot drift from the API.
 #[cfg(doctest)]

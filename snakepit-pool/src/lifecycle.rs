@@ -151,10 +151,15 @@ impl PoolWorker {
 
 /// Reads the resident set size of a process in MiB from `/proc/<pid>/status`.
 pub(crate) fn rss_mb(pid: u32) -> Option<u64> {
+    rss_bytes(pid).map(|b| b / (1024 * 1024))
+}
+
+/// The resident memory of process `pid` in bytes (`VmRSS` of `/proc/<pid>/status`).
+pub(crate) fn rss_bytes(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024)
+    Some(kb * 1024)
 }
 
 impl Inner {
@@ -182,6 +187,14 @@ impl Inner {
             memory_mb = memory_mb.unwrap_or(0),
             memory_threshold_mb = self.config.memory_threshold_mb.unwrap_or(0),
             "recycling worker"
+        );
+        crate::telemetry::recycled(
+            &self.config.name,
+            id,
+            worker.uptime(),
+            served,
+            memory_mb.unwrap_or(0),
+            reason.as_str(),
         );
         self.counters.recycled.fetch_add(1, Ordering::Relaxed);
         self.evict(id);

@@ -26,6 +26,7 @@ use crate::lifecycle::PoolWorker;
 use crate::scheduler::{Acquire, Scheduler};
 use crate::service::{Checkout, WorkerCall, WorkerReply, WorkerService};
 use crate::stats::{Counters, PoolStats, WorkerInfo};
+use crate::telemetry;
 
 /// Longest pause between attempts to replace a worker that keeps failing to start.
 const MAX_RESTART_BACKOFF: Duration = Duration::from_secs(5);
@@ -331,6 +332,11 @@ impl Pool {
             .collect()
     }
 
+    /// Returns how many sessions are bound to a live worker.
+    pub fn session_count(&self) -> usize {
+        self.inner.scheduler.lock().map_or(0, |s| s.session_count())
+    }
+
     /// Returns the tools the host offers to this pool's workers (register more at any time).
     pub fn host_tools(&self) -> &HostTools {
         &self.inner.host_tools
@@ -535,6 +541,15 @@ impl Inner {
             Acquire::Ready((id, worker)) => return Ok(Lease::new(self, (id, worker))),
             Acquire::Saturated => {
                 self.counters.pool_saturated.fetch_add(1, Ordering::Relaxed);
+                telemetry::saturated(
+                    &self.config.name,
+                    self.config.max_queue_size,
+                    self.config.max_queue_size,
+                    self.scheduler
+                        .lock()
+                        .map(|s| s.availability())
+                        .unwrap_or((0, 0)),
+                );
                 return Err(Error::Saturated {
                     pool: self.config.name.clone(),
                     max_queue_size: self.config.max_queue_size,
@@ -542,10 +557,17 @@ impl Inner {
             }
             Acquire::Queued(ticket, rx) => (ticket, rx),
         };
+        telemetry::queued(
+            &self.config.name,
+            self.scheduler.lock().map(|s| s.queued()).unwrap_or(0),
+        );
         let enqueued = Instant::now();
         let outcome = tokio::time::timeout(self.config.queue_timeout, &mut rx).await;
         match outcome {
-            Ok(Ok((id, worker))) => Ok(Lease::new(self, (id, worker))),
+            Ok(Ok((id, worker))) => {
+                telemetry::dequeued(&self.config.name, enqueued.elapsed());
+                Ok(Lease::new(self, (id, worker)))
+            }
             Ok(Err(_)) => Err(Error::pool(format!(
                 "pool '{}' shut down while the request was queued",
                 self.config.name
@@ -559,10 +581,12 @@ impl Inner {
                 if !cancelled {
                     // Handed a worker in the same instant the timer fired: use it, answer once.
                     if let Ok((id, worker)) = rx.try_recv() {
+                        telemetry::dequeued(&self.config.name, enqueued.elapsed());
                         return Ok(Lease::new(self, (id, worker)));
                     }
                 }
                 self.counters.queue_timeouts.fetch_add(1, Ordering::Relaxed);
+                telemetry::queue_timeout(&self.config.name, enqueued.elapsed());
                 let no_workers = self
                     .scheduler
                     .lock()
@@ -611,9 +635,11 @@ impl Inner {
     /// Starts one worker; on success adds it to the scheduler and starts its monitor.
     pub(crate) async fn start_one(self: &Arc<Self>, id: WorkerId) -> Result<(), Error> {
         let started = Instant::now();
+        telemetry::spawn_started(&self.config.name, &id);
         let worker = match self.factory.start(id.clone()).await {
             Ok(handle) => Arc::new(PoolWorker::new(handle, &self.resilience, &self.layers)),
             Err(e) => {
+                telemetry::spawn_failed(&self.config.name, &id, started.elapsed(), &e);
                 tracing::warn!(pool = %self.config.name, worker = %id, error = %e, "worker failed to start");
                 if let Ok(mut last) = self.last_start_error.lock() {
                     *last = Some(e.to_string());
@@ -626,6 +652,12 @@ impl Inner {
             return Ok(());
         }
         tracing::info!(target: "snakepit::pool", pool = %self.config.name, worker = %id, pid = worker.pid().unwrap_or(0), duration_ms = started.elapsed().as_millis() as u64, "worker spawned");
+        telemetry::spawned(
+            &self.config.name,
+            &id,
+            worker.pid().unwrap_or(0),
+            started.elapsed(),
+        );
         if let Ok(mut s) = self.scheduler.lock() {
             s.add_worker(
                 id.clone(),
@@ -662,6 +694,9 @@ impl Inner {
         };
         self.ready_workers.send_replace(0);
         futures::future::join_all(workers.iter().map(|w| w.stop())).await;
+        for w in &workers {
+            telemetry::terminated(&self.config.name, w.id(), w.uptime(), "shutdown");
+        }
         self.run
             .stop_zygotes(self.config.graceful_shutdown_timeout)
             .await;
@@ -674,6 +709,7 @@ impl Inner {
 }
 
 async fn initial_startup(inner: Arc<Inner>) {
+    let began = Instant::now();
     let size = inner.config.pool_size;
     let batch = inner.config.startup_batch_size.max(1);
     let mut started = 0;
@@ -694,6 +730,7 @@ async fn initial_startup(inner: Arc<Inner>) {
             tokio::time::sleep(inner.config.startup_batch_delay).await;
         }
     }
+    telemetry::initialized(&inner.config.name, began.elapsed(), size);
     inner.initial_round_done.send_replace(true);
 }
 
@@ -705,10 +742,18 @@ async fn monitor(inner: Arc<Inner>, id: WorkerId, worker: Arc<PoolWorker>) {
         return;
     }
     tracing::warn!(target: "snakepit::pool", pool = %inner.config.name, worker = %id, pid = worker.pid().unwrap_or(0), exit = %exit.description, "worker exited; replacing it");
-    inner
+    let restarts = inner
         .counters
         .worker_restarts
-        .fetch_add(1, Ordering::Relaxed);
+        .fetch_add(1, Ordering::Relaxed)
+        + 1;
+    telemetry::crashed(
+        &inner.config.name,
+        &id,
+        worker.uptime(),
+        &exit.description,
+        restarts,
+    );
     if let Ok(mut s) = inner.scheduler.lock() {
         s.remove_worker(&id);
         inner.ready_workers.send_replace(s.worker_count());

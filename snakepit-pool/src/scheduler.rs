@@ -219,6 +219,10 @@ impl<W: Clone> Scheduler<W> {
         self.slots.len()
     }
 
+    pub(crate) fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
     /// (workers with free capacity, workers with at least one call in flight)
     pub(crate) fn availability(&self) -> (usize, usize) {
         let available = self.slots.values().filter(|s| s.load < s.capacity).count();

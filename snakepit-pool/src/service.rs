@@ -25,6 +25,7 @@ use tower::{Service, ServiceExt};
 use crate::factory::WorkerHandle;
 use crate::pool::Inner;
 use crate::stream::LeasedStream;
+use crate::telemetry::CallTelemetry;
 
 /// A worker's service (or the pool's whole stack), boxed: what user layers wrap.
 pub type WorkerService = BoxCloneSyncService<WorkerCall, WorkerReply, Error>;
@@ -187,9 +188,18 @@ impl Service<WorkerCall> for Checkout {
 
 /// One attempt: a worker from the scheduler (avoiding those earlier attempts used), the call
 /// on its service within the call's time, and what the outcome says about the worker.
-async fn attempt(inner: Arc<Inner>, req: WorkerCall) -> Result<WorkerReply, Error> {
+async fn attempt(inner: Arc<Inner>, mut req: WorkerCall) -> Result<WorkerReply, Error> {
     let avoid = req.attempted();
-    let lease = inner.clone().checkout(&req.call, &avoid).await?;
+    let pool = inner.config.name.clone();
+    let mut tel = CallTelemetry::begin(&mut req.call);
+    let lease = match inner.clone().checkout(&req.call, &avoid).await {
+        Ok(lease) => lease,
+        Err(e) => {
+            tel.finish(&pool, &req.call.tool, Some(&e));
+            return Err(e);
+        }
+    };
+    tel.sent(&pool, &lease.id, &mut req.call);
     req.record_attempt(&lease.id);
     let tool = req.call.tool.clone();
     let mode = req.mode;
@@ -207,19 +217,16 @@ async fn attempt(inner: Arc<Inner>, req: WorkerCall) -> Result<WorkerReply, Erro
     match outcome {
         Ok(Ok(WorkerReply::Unary(payload))) => {
             lease.succeeded();
+            tel.finish(&pool, &tool, None);
             Ok(WorkerReply::Unary(payload))
         }
         Ok(Ok(WorkerReply::Stream(stream))) => {
             let deadline = expires_at.unwrap_or_else(far_future);
             let limit = limit.unwrap_or(Duration::MAX);
-            Ok(WorkerReply::Stream(Box::pin(LeasedStream::new(
-                stream,
-                lease,
-                deadline,
-                limit,
-                tool,
-                inner.clone(),
-            ))))
+            Ok(WorkerReply::Stream(Box::pin(
+                LeasedStream::new(stream, lease, deadline, limit, tool, inner.clone())
+                    .with_telemetry(Some(tel), &pool),
+            )))
         }
         Ok(Err(e)) => {
             lease.worker.record_error(&e);
@@ -228,6 +235,7 @@ async fn attempt(inner: Arc<Inner>, req: WorkerCall) -> Result<WorkerReply, Erro
             if e.kind() == ErrorKind::WorkerCrash {
                 lease.evict();
             }
+            tel.finish(&pool, &tool, Some(&e));
             Err(e)
         }
         Err(_) => {
@@ -237,6 +245,7 @@ async fn attempt(inner: Arc<Inner>, req: WorkerCall) -> Result<WorkerReply, Erro
                 limit.unwrap_or_default(),
             );
             lease.worker.record_error(&e);
+            tel.finish(&pool, &tool, Some(&e));
             Err(e)
         }
     }

@@ -88,6 +88,8 @@ pub struct WorkerInfo {
     pub requests: u64,
     /// Resident memory of its process in MiB, when it can be read.
     pub rss_mb: Option<u64>,
+    /// Resident memory of its process in bytes, when it can be read (Linux `/proc`).
+    pub rss_bytes: Option<u64>,
     /// The last error a call on it ended in.
     pub last_error: Option<String>,
     /// The pool's `pool_identifier`.

@@ -12,6 +12,7 @@ use snakepit_core::{Chunk, ChunkStream, Error};
 use tokio::time::{Instant, Sleep};
 
 use crate::pool::{Inner, Lease};
+use crate::telemetry::CallTelemetry;
 
 pin_project_lite::pin_project! {
     /// Yields the worker's chunks until the final one; past the deadline, one timeout error.
@@ -26,6 +27,18 @@ pin_project_lite::pin_project! {
         tool: String,
         pool: Arc<Inner>,
         done: bool,
+        // Emits the call's end events when the stream ends (or is dropped before its end).
+        telemetry: Option<(CallTelemetry, String)>,
+    }
+
+    impl PinnedDrop for LeasedStream {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if let Some((tel, pool)) = this.telemetry.take() {
+                let cancelled = Error::pool(format!("stream '{}' dropped before its end", this.tool));
+                tel.finish(&pool, this.tool, Some(&cancelled));
+            }
+        }
     }
 }
 
@@ -46,7 +59,14 @@ impl LeasedStream {
             tool,
             pool,
             done: false,
+            telemetry: None,
         }
+    }
+
+    /// Ends `telemetry`'s call events with the stream.
+    pub(crate) fn with_telemetry(mut self, telemetry: Option<CallTelemetry>, pool: &str) -> Self {
+        self.telemetry = telemetry.map(|t| (t, pool.to_owned()));
+        self
     }
 }
 
@@ -69,6 +89,13 @@ impl Stream for LeasedStream {
                     if matches!(&item, Some(Err(_))) {
                         this.pool.counters.errors.fetch_add(1, Ordering::Relaxed);
                     }
+                    if let Some((tel, pool)) = this.telemetry.take() {
+                        let error = match &item {
+                            Some(Err(e)) => Some(e),
+                            _ => None,
+                        };
+                        tel.finish(&pool, this.tool, error);
+                    }
                     // The worker is free as soon as the stream is complete, not when it is dropped.
                     if let Some(lease) = this.lease.take() {
                         if matches!(&item, Some(Ok(_))) {
@@ -81,6 +108,11 @@ impl Stream for LeasedStream {
             Poll::Pending => match this.deadline.poll(cx) {
                 Poll::Ready(()) => {
                     *this.done = true;
+                    if let Some((tel, pool)) = this.telemetry.take() {
+                        let timed_out =
+                            Error::timeout(format!("stream '{}'", this.tool), *this.timeout);
+                        tel.finish(&pool, this.tool, Some(&timed_out));
+                    }
                     if let Some(lease) = this.lease.take() {
                         this.pool.counters.errors.fetch_add(1, Ordering::Relaxed);
                         lease.retire_after_timeout();

@@ -1,9 +1,40 @@
-//! Telemetry for snakepit-rs: the event catalog and the host's tracing setup.
+//! Telemetry for snakepit-rs: the seeds' event catalog, an event bus, Python events folded into
+//! the host's, the host log, and (behind features) Prometheus metrics and OpenTelemetry.
 //!
-//! Today this crate owns the names of the events the other crates emit (as `tracing`
-//! targets and event names, following the seeds' `[:snakepit, ...]` catalog) and the
-//! subscriber setup used by the CLI. Planned here: Prometheus metrics, OpenTelemetry export,
-//! and folding the Python workers' `StreamTelemetry` events into the host's.
+//! Crates emit catalog events with one call:
+//!
+//! ```
+//! use snakepit_telemetry::{emit, events, Telemetry};
+//!
+//! Telemetry::global()
+//!     .attach("doc", "snakepit.pool.*", |e| println!("{} {:?}", e.name(), e.meta("pool_name")))
+//!     .unwrap();
+//! emit(&events::POOL_QUEUE_ENQUEUED, &[("queue_depth", 1u64.into())], &[("pool_name", "default")]);
+//! Telemetry::global().detach("doc");
+//! ```
+//!
+//! Handlers attach by name or prefix ([`Telemetry::attach`], [`Telemetry::attach_many`]) and
+//! detach by id. With no handler for an event, emitting it costs one atomic load.
+//! Features: `prometheus` ([`metrics::PrometheusMetrics`]), `otel` (`otel::OtelTracing`).
+
+mod bus;
+pub mod catalog;
+pub mod control;
+pub mod correlation;
+mod event;
+pub mod layer;
+pub mod logging;
+#[cfg(feature = "prometheus")]
+pub mod metrics;
+#[cfg(feature = "otel")]
+pub mod otel;
+pub mod python;
+pub mod span;
+
+pub use bus::{emit, AttachError, Telemetry, TraceContextFn};
+pub use catalog::{events, EventDef, CATALOG};
+pub use event::{Event, Measurement, OwnedEvent};
+pub use logging::{LogLevel, LogSettings, Redactor};
 
 /// `tracing` targets used by the snakepit crates, one per area of the seeds' catalog.
 pub mod targets {
@@ -11,7 +42,7 @@ pub mod targets {
     pub const POOL: &str = "snakepit::pool";
     /// Heartbeat events: missed pongs, unresponsive workers.
     pub const HEARTBEAT: &str = "snakepit::heartbeat";
-    /// Output lines of Python workers (stdout and stderr, drained at debug level).
+    /// Output lines of Python workers (stdout and stderr, secrets redacted).
     pub const PYTHON: &str = "snakepit::python";
     /// Circuit breaker events: opened, closed.
     pub const CIRCUIT_BREAKER: &str = "snakepit::circuit_breaker";
@@ -19,77 +50,44 @@ pub mod targets {
     pub const RETRY: &str = "snakepit::retry";
     /// GPU profiler samples.
     pub const GPU_PROFILER: &str = "snakepit::gpu_profiler";
+    /// The telemetry machinery itself (stream consumers, handlers).
+    pub const TELEMETRY: &str = "snakepit::telemetry";
 }
 
-/// The host log levels of the seeds (`log_level`: debug, info, warning, error, none; default error).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum LogLevel {
-    /// Everything.
-    Debug,
-    /// Lifecycle messages.
-    Info,
-    /// Problems the host recovered from.
-    Warning,
-    /// Failures only (the default since Snakepit 0.8.1).
-    #[default]
-    Error,
-    /// Nothing.
-    None,
-}
-
-impl LogLevel {
-    /// Parses a seed log level name; returns `None` for anything else.
-    pub fn parse(s: &str) -> Option<Self> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "debug" => Some(Self::Debug),
-            "info" => Some(Self::Info),
-            "warning" | "warn" => Some(Self::Warning),
-            "error" => Some(Self::Error),
-            "none" | "off" => Some(Self::None),
-            _ => None,
-        }
-    }
-
-    /// Returns the `tracing` filter directive of this level.
-    pub fn directive(self) -> &'static str {
-        match self {
-            Self::Debug => "debug",
-            Self::Info => "info",
-            Self::Warning => "warn",
-            Self::Error => "error",
-            Self::None => "off",
-        }
-    }
-}
-
-/// Installs a stderr `tracing` subscriber: `SNAKEPIT_LOG` (an env-filter) wins over `level`.
+/// Installs a stderr `tracing` subscriber at `level`; `SNAKEPIT_LOG` (an env-filter) wins.
 ///
 /// Returns false when a global subscriber was already set (then nothing changes).
 pub fn init_tracing(level: LogLevel) -> bool {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SNAKEPIT_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level.directive()));
-    use std::io::IsTerminal;
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        // Colours only for a person at a terminal, never into a log file or a pipe.
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .try_init()
-        .is_ok()
+    init_logging(&LogSettings {
+        level,
+        ..LogSettings::default()
+    })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// Installs the host's subscriber: stderr lines filtered by `settings` (or `SNAKEPIT_LOG`),
+/// and a [`layer::CatalogLayer`] that maps other crates' `tracing` events onto the global bus.
+///
+/// Returns false when a global subscriber was already set (then nothing changes).
+pub fn init_logging(settings: &LogSettings) -> bool {
+    use std::io::IsTerminal;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
 
-    #[test]
-    fn seed_log_levels_parse_and_default_to_error() {
-        assert_eq!(LogLevel::default(), LogLevel::Error);
-        assert_eq!(LogLevel::parse("WARNING"), Some(LogLevel::Warning));
-        assert_eq!(
-            LogLevel::parse("none").map(LogLevel::directive),
-            Some("off")
-        );
-        assert_eq!(LogLevel::parse("loud"), None);
-    }
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SNAKEPIT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(settings.directives()));
+    let catalog = layer::CatalogLayer::new(Telemetry::global()).with_filter(
+        tracing_subscriber::filter::filter_fn(|m| m.target().starts_with("snakepit::")),
+    );
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                // Colours only for a person at a terminal, never into a log file or a pipe.
+                .with_ansi(std::io::stderr().is_terminal())
+                .with_writer(std::io::stderr)
+                .with_filter(filter),
+        )
+        .with(catalog)
+        .try_init()
+        .is_ok()
 }

@@ -20,6 +20,7 @@ pub mod python_env;
 pub mod registry;
 mod run;
 pub mod shm;
+mod telemetry_stream;
 mod transport;
 mod wire;
 mod worker;

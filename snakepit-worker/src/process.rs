@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
+use snakepit_telemetry::Redactor;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
 use tokio::process::{ChildStdin, Command};
 use tokio::sync::watch;
@@ -119,6 +120,7 @@ impl WorkerProcess {
             .stderr(Stdio::piped())
             .process_group(0)
             .kill_on_drop(true);
+        let redactor = Arc::new(redactor_for(&cmd));
         let mut child = cmd.spawn()?;
         let pid = child
             .id()
@@ -126,7 +128,14 @@ impl WorkerProcess {
         let host_pipe = child.stdin.take();
         let stderr_tail = Arc::new(Mutex::new(VecDeque::with_capacity(STDERR_TAIL_LINES)));
         if let Some(out) = child.stdout.take() {
-            tokio::spawn(drain(out, label.to_owned(), "stdout", None, output));
+            tokio::spawn(drain(
+                out,
+                label.to_owned(),
+                "stdout",
+                None,
+                output,
+                redactor.clone(),
+            ));
         }
         if let Some(err) = child.stderr.take() {
             tokio::spawn(drain(
@@ -135,6 +144,7 @@ impl WorkerProcess {
                 "stderr",
                 Some(stderr_tail.clone()),
                 output,
+                redactor,
             ));
         }
         let (tx, exit) = watch::channel(None);
@@ -294,17 +304,38 @@ fn describe(status: std::process::ExitStatus) -> ExitInfo {
     }
 }
 
+/// Redacts the values of the secret-named variables the worker sees (its own and the host's),
+/// the run token among them, from everything it prints.
+fn redactor_for(cmd: &Command) -> Redactor {
+    let own: Vec<(String, String)> = cmd
+        .as_std()
+        .get_envs()
+        .filter_map(|(k, v)| Some((k.to_str()?.to_owned(), v?.to_str()?.to_owned())))
+        .collect();
+    let host: Vec<(String, String)> = std::env::vars().collect();
+    Redactor::from_env(
+        own.iter()
+            .chain(host.iter())
+            .map(|(k, v)| (k.as_str(), v.as_str())),
+        std::iter::empty(),
+    )
+}
+
+/// Forwards a worker's output, line by line, to the host log (with the worker id, secrets
+/// redacted) instead of the console; stderr's last lines are kept for error messages.
 async fn drain(
     stream: impl AsyncRead + Unpin,
     label: String,
     which: &'static str,
     tail: Option<Arc<Mutex<VecDeque<String>>>>,
     output: PythonOutput,
+    redactor: Arc<Redactor>,
 ) {
     let mut lines = BufReader::new(stream).lines();
     let mut host_stderr = tokio::io::stderr();
     while let Ok(Some(line)) = lines.next_line().await {
-        tracing::debug!(target: "snakepit::python", worker = %label, stream = which, "{line}");
+        let line = redactor.redact(&line).into_owned();
+        tracing::info!(target: "snakepit::python", worker = %label, stream = which, "{line}");
         if output == PythonOutput::Echoed {
             // A closed host stderr only loses the echo; the line still reaches the log and tail.
             let _ = host_stderr

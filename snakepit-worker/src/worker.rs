@@ -140,6 +140,8 @@ pub struct Worker {
     grace: Duration,
     heartbeat: Option<JoinHandle<()>>,
     heartbeat_counters: Option<Arc<HeartbeatCounters>>,
+    /// Consumes the worker's `StreamTelemetry` (Python events re-emitted on the host).
+    telemetry: Option<JoinHandle<()>>,
 }
 
 #[derive(Debug)]
@@ -227,6 +229,12 @@ impl Worker {
                 message: format!("cannot connect to {address:?}: {e}"),
                 source: Some(Box::new(e)),
             })?;
+        let telemetry = crate::telemetry_stream::start(
+            channel.clone(),
+            run.token(),
+            spec.pool.name.clone(),
+            spec.id.clone(),
+        );
         let control = GrpcTransport::new(channel, run.token())?;
         let calls = match spec.pool.transport {
             TransportKind::Grpc => None,
@@ -270,6 +278,7 @@ impl Worker {
             grace: spec.pool.graceful_shutdown_timeout,
             heartbeat,
             heartbeat_counters,
+            telemetry,
         })
     }
 
@@ -350,14 +359,18 @@ impl Worker {
         if let Some(h) = &self.heartbeat {
             h.abort();
         }
-        self.process.stop(self.grace).await
+        let exit = self.process.stop(self.grace).await;
+        if let Some(t) = &self.telemetry {
+            t.abort();
+        }
+        exit
     }
 }
 
 impl Drop for Worker {
     fn drop(&mut self) {
-        if let Some(h) = &self.heartbeat {
-            h.abort();
+        for task in [&self.heartbeat, &self.telemetry].into_iter().flatten() {
+            task.abort();
         }
     }
 }

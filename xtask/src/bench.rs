@@ -22,6 +22,7 @@ const GROUPS: &[&str] = &[
 const MICRO_BENCHES: &[(&str, &str)] = &[
     ("snakepit-pool", "scheduler"),
     ("snakepit-resilience", "stack"),
+    ("snakepit-telemetry", "emit"),
 ];
 
 /// Runs the suite; `quick` trims rounds and sizes, `only` picks one end-to-end group.
@@ -57,6 +58,18 @@ pub(crate) fn run(quick: bool, only: Option<&str>) -> Result<()> {
     }
     sh(&mut cmd)?;
     if only.is_none() {
+        // Telemetry overhead: burst on/off and no-op calls with telemetry on/off.
+        sh(cargo()
+            .args([
+                "bench",
+                "--package",
+                "snakepit-pool",
+                "--bench",
+                "telemetry",
+                "--",
+                "--suite",
+            ])
+            .env("SNAKEPIT_PYTHON", &python))?;
         for (package, bench) in MICRO_BENCHES {
             let mut micro = cargo();
             micro.args(["bench", "--package", package, "--bench", bench, "--"]);

@@ -156,6 +156,7 @@ class Dispatcher:
         if request.session_id:
             self.session(request.session_id)
         telemetry.set_correlation_id(request.metadata.get("correlation_id") or correlation or None)
+        telemetry.set_traceparent(request.metadata.get("traceparent") or None)
         self.adapter.set_session_context(
             SessionContext(
                 session_id=request.session_id,
@@ -266,8 +267,17 @@ class Dispatcher:
             await items.aclose()
 
     def record(self, phase: str, tool: str, started_ns: int, error: Optional[BaseException] = None) -> None:
-        """Emit the ``python.call.<phase>`` telemetry event of a call."""
+        """Emit the ``python.call.<phase>`` telemetry event of a call.
+
+        Returns before building anything while the host listens to no Python event, so an
+        unobserved call pays one attribute check per phase.
+        """
+        if not telemetry.recording():
+            return
         meta = {"command": tool, "tool": tool, "worker_id": self.worker_id}
+        traceparent = telemetry.get_traceparent()
+        if traceparent:
+            meta["traceparent"] = traceparent
         if phase == "start":
             telemetry.emit("python.call.start", {"system_time": time.time_ns()}, meta)
             return

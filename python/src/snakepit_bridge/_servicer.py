@@ -15,6 +15,7 @@ from typing import Any, Dict, Optional
 import grpc
 
 from . import telemetry
+from .telemetry.stream import dropped_record
 from ._adapter import BaseAdapter, ToolSpec
 from ._dispatch import Dispatcher, ToolCallError, chunk_parts, chunk_value
 from ._proto import snakepit_bridge_pb2 as pb
@@ -33,6 +34,9 @@ __all__ = [
     "telemetry_event_message",
     "tool_spec_message",
 ]
+
+# How often an idle telemetry stream reports events dropped by a full queue.
+DROP_REPORT_INTERVAL_S = 0.25
 
 TOKEN_KEY = "x-snakepit-token"
 CORRELATION_KEY = "x-snakepit-correlation-id"
@@ -174,15 +178,27 @@ class BridgeServicer(pb_grpc.BridgeServiceServicer):
 
         controls = asyncio.ensure_future(follow_controls())
         closing = asyncio.ensure_future(self.closing.wait())
+        next_event = None
         try:
             while True:
-                next_event = asyncio.ensure_future(telemetry.BUFFER.next_event())
-                await asyncio.wait({next_event, closing}, return_when=asyncio.FIRST_COMPLETED)
-                if not next_event.done():
-                    next_event.cancel()
+                if next_event is None:
+                    next_event = asyncio.ensure_future(telemetry.BUFFER.next_event())
+                # Wake up now and then even when no event comes, to report drops that
+                # happened after the last queued event was sent.
+                await asyncio.wait(
+                    {next_event, closing}, timeout=DROP_REPORT_INTERVAL_S, return_when=asyncio.FIRST_COMPLETED
+                )
+                if closing.done() and not next_event.done():
                     return
-                yield telemetry_event_message(next_event.result())
+                if next_event.done():
+                    yield telemetry_event_message(next_event.result())
+                    next_event = None
+                dropped = dropped_record(telemetry.BUFFER.take_dropped(), time.time_ns())
+                if dropped is not None:
+                    yield telemetry_event_message(dropped)
         finally:
+            if next_event is not None:
+                next_event.cancel()
             controls.cancel()
             closing.cancel()
 

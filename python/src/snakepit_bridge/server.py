@@ -111,12 +111,18 @@ def heartbeat_config(args: argparse.Namespace) -> Dict[str, Any]:
     return cfg
 
 
-def configure_logging() -> None:
+def configure_logging(worker_id: Optional[str] = None) -> None:
+    """Log to stderr at ``SNAKEPIT_LOG_LEVEL``; lines name ``worker_id`` when it is known.
+
+    The host reads a spawned worker's stderr itself, but a worker forked by a zygote shares
+    the zygote's, so its lines say which worker wrote them.
+    """
     level = (os.environ.get("SNAKEPIT_LOG_LEVEL") or "error").lower()
     levels = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR,
               "none": logging.CRITICAL + 10}
+    who = f" worker={worker_id}" if worker_id else ""
     logging.basicConfig(stream=sys.stderr, level=levels.get(level, logging.ERROR),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+                        format=f"%(asctime)s %(levelname)s{who} %(name)s: %(message)s")
 
 
 def write_ready_file(path: str, content: str) -> None:
@@ -352,8 +358,8 @@ async def _heartbeat(cfg: Dict[str, Any], host_address: str, token: Optional[str
 
 def main(argv=None) -> int:
     """Entry point of ``python -m snakepit_bridge.server``; returns the exit code."""
-    configure_logging()
     args = parse_args(argv)
+    configure_logging(args.worker_id)
     if not args.adapter:
         print("snakepit_bridge.server: --adapter module.Class is required", file=sys.stderr)
         return 2

@@ -43,7 +43,7 @@ from typing import Any, Dict, List, Optional  # noqa: E402
 
 import grpc  # noqa: E402,F401 - preloaded for the children
 
-from . import server  # noqa: E402
+from . import server, telemetry  # noqa: E402
 from ._proto import snakepit_bridge_pb2, snakepit_bridge_pb2_grpc  # noqa: E402,F401 - preloaded
 
 __all__ = ["fork_hazards", "main"]
@@ -249,6 +249,7 @@ class _Zygote:
             for handler in list(root.handlers):
                 root.removeHandler(handler)
             os.environ.update(env)
+            telemetry.reinitialize()
             # The zygote's stdin is the host pipe of the zygote, which closes when the zygote is
             # replaced: a child must not take that for the host's death. It watches the pidfd.
             os.environ.pop("SNAKEPIT_HOST_PIPE", None)

@@ -38,6 +38,16 @@ pub use seed_keys::{
 pub use start_mode::StartMode;
 pub use zero_copy::{ZeroCopySettings, ZeroCopyTable, DEFAULT_ZERO_COPY_THRESHOLD};
 
+/// The seeds' `log_categories`, in either of their two forms (the seeds disagree; both are accepted).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum LogCategories {
+    /// Only these categories log, at `log_level`.
+    List(Vec<String>),
+    /// Each named category logs at its own level; the others at `log_level`.
+    Levels(std::collections::BTreeMap<String, String>),
+}
+
 /// The configuration used when no file is given: one pool running the bundled showcase adapter.
 pub const EMBEDDED_DEFAULT: &str = include_str!("default.toml");
 
@@ -102,6 +112,8 @@ pub struct SnakepitConfig {
     pub log_level: Option<String>,
     /// Default `start_mode` for pools that do not set one (`zygote` on Linux, else `spawn`).
     pub start_mode: Option<StartMode>,
+    /// Log categories: a list of categories to log, or a table of `category = "level"`.
+    pub log_categories: Option<LogCategories>,
     /// Global heartbeat defaults, merged under each pool's own.
     pub heartbeat: Option<pool::HeartbeatOverrides>,
     /// Legacy single-pool options (`pool_config` in the seeds).

@@ -104,6 +104,15 @@ class ShowcaseAdapter(BaseAdapter):
         return {"slept_ms": ms}
 
     @tool
+    def emit_events(self, n: int = 1000, name: str = "showcase.burst") -> Dict[str, Any]:
+        """Emit `n` telemetry events in a burst; returns how many the queue accepted."""
+        from snakepit_bridge import telemetry
+
+        started = time.perf_counter_ns()
+        accepted = sum(1 for i in range(n) if telemetry.emit(name, {"i": i}))
+        return {"accepted": accepted, "elapsed_ns": time.perf_counter_ns() - started}
+
+    @tool
     def fail(self, message: str = "boom") -> None:
         """Raise ValueError(message)."""
         raise ValueError(message)
