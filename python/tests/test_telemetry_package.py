@@ -62,3 +62,46 @@ def test_the_trace_context_is_per_call_and_otel_span_is_a_no_op_without_the_api(
     finally:
         token.var.reset(token)
     assert telemetry.get_traceparent() is None
+
+
+def test_a_call_builds_no_event_while_the_host_listens_to_none(buffer):
+    import asyncio
+    import concurrent.futures
+
+    from snakepit_bridge import BaseAdapter, tool
+    from snakepit_bridge._dispatch import Dispatcher
+    from snakepit_bridge._proto import snakepit_bridge_pb2 as pb
+
+    class Noop(BaseAdapter):
+        @tool
+        def noop(self) -> None:
+            return None
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        d = Dispatcher(Noop(), None, pool, None, "w1")
+        request = pb.ExecuteToolRequest(tool_name="noop")
+        try:
+            buffer.apply_control(enabled=False)
+            assert telemetry.recording() is False
+            assert asyncio.run(d.execute(request)).success
+            assert len(buffer) == 0 and buffer.take_dropped() == 0
+            buffer.apply_control(enabled=True)
+            assert asyncio.run(d.execute(request)).success
+        finally:
+            buffer.apply_control(enabled=True)
+    events = buffer.drain()
+    assert [e.name for e in events] == ["python.call.start", "python.call.stop"]
+    assert events[1].metadata["worker_id"] == "w1"
+
+
+def test_reinitialize_empties_the_queue_and_reads_the_backend_again(buffer, monkeypatch):
+    telemetry.emit("before.fork")
+    monkeypatch.setenv("SNAKEPIT_TELEMETRY_BACKEND", "stderr")
+    try:
+        telemetry.reinitialize()
+        assert len(telemetry.BUFFER) == 0
+        assert isinstance(telemetry._backend, backends.StderrBackend)
+    finally:
+        monkeypatch.delenv("SNAKEPIT_TELEMETRY_BACKEND")
+        telemetry.reinitialize()
+    assert telemetry._backend is telemetry.BUFFER

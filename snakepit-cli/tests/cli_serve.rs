@@ -354,3 +354,29 @@ fn exec_with_log_level_debug_prints_debug_lines_on_stderr() {
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["message"], "pong");
 }
+
+#[test]
+fn python_log_lines_reach_the_host_log_naming_their_worker_in_both_start_modes() {
+    for mode in ["spawn", "zygote"] {
+        let dir = tempfile::tempdir().unwrap();
+        // A forked worker writes to its zygote's stderr, so the line itself names the worker.
+        let body = format!(
+            "log_level = \"info\"\n{}start_mode = \"{mode}\"\nadapter_env = {{ SNAKEPIT_LOG_LEVEL = \"info\" }}\n",
+            pool_config("snakepit_bridge.adapters.showcase.ShowcaseAdapter", 1)
+        );
+        let config = write_config(dir.path(), &body);
+        let out = Command::new(env!("CARGO_BIN_EXE_snakepit"))
+            .args(["exec", "ping", "--config"])
+            .arg(&config)
+            .env_remove("SNAKEPIT_LOG")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{mode}: {stderr}");
+        assert!(
+            stderr.lines().any(|l| l.contains("snakepit::python")
+                && l.contains("INFO worker=default_worker_1 snakepit_bridge.server:")),
+            "{mode}: no Python log line naming its worker in the host log: {stderr}"
+        );
+    }
+}

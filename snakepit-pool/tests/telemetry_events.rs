@@ -2,17 +2,18 @@
 
 #![allow(clippy::unwrap_used)]
 
+#[macro_use]
 mod support;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::json;
-use snakepit_core::config::PoolConfig;
+use snakepit_core::config::{PoolConfig, StartMode, TransportKind};
 use snakepit_core::{CallOptions, ErrorKind};
 use snakepit_pool::Pool;
 use snakepit_telemetry::{Measurement, OwnedEvent, Telemetry};
-use support::{eventually, ready_pool};
+use support::{eventually, ready_pool, ready_pool_on};
 
 /// Collects the events of pool `pool` matching `patterns` until dropped.
 struct Collector {
@@ -67,18 +68,41 @@ fn named_pool(name: &str) -> impl FnOnce(&mut PoolConfig) + '_ {
     move |c| c.name = name.to_owned()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_successful_call_emits_call_request_and_python_events() {
+on_both_transports! {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_successful_call_emits_call_request_and_python_events(transport: TransportKind) {
+        successful_call_events(transport, StartMode::Zygote).await;
+    }
+}
+
+on_both_transports! {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_spawned_workers_call_emits_the_same_events(transport: TransportKind) {
+        successful_call_events(transport, StartMode::Spawn).await;
+    }
+}
+
+/// A pool name of its own per test, so that concurrent tests do not see each other's events.
+fn pool_name(what: &str, transport: TransportKind, mode: StartMode) -> String {
+    format!("{what}_{transport:?}_{mode:?}").to_lowercase()
+}
+
+async fn successful_call_events(transport: TransportKind, mode: StartMode) {
+    let name = pool_name("tel_ok", transport, mode);
     // Attached before the pool starts: Python records events only while someone listens.
     let c = Collector::attach(
-        "tel_ok",
+        &name,
         &[
             "snakepit.grpc.call.*",
             "snakepit.request.executed",
             "snakepit.python.call.*",
         ],
     );
-    let pool = ready_pool(1, named_pool("tel_ok")).await;
+    let pool = ready_pool_on(transport, 1, |c| {
+        c.name = name.clone();
+        c.start_mode = mode;
+    })
+    .await;
     let worker = pool.list_workers()[0].id.to_string();
     let sum = pool
         .execute("add", json!({"a": 2, "b": 3}), CallOptions::default())
@@ -121,13 +145,13 @@ async fn a_successful_call_emits_call_request_and_python_events() {
     assert_eq!(stop.metadata, start.metadata);
     assert!(matches!(stop.measurement("duration"), Some(Measurement::Int(d)) if d > 0));
     assert_eq!(keys(&done.measurements), ["duration_us"]);
-    assert_eq!(done.meta("pool"), Some("tel_ok"));
+    assert_eq!(done.meta("pool"), Some(name.as_str()));
     assert_eq!(done.meta("worker_id"), Some(worker.as_str()));
     assert_eq!(done.meta("command"), Some("add"));
     assert_eq!(done.meta("success"), Some("true"));
     let py = c.named("snakepit.python.call.stop");
     assert_eq!(py[0].meta("worker_id"), Some(worker.as_str()));
-    assert_eq!(py[0].meta("pool_name"), Some("tel_ok"));
+    assert_eq!(py[0].meta("pool_name"), Some(name.as_str()));
     assert_eq!(py[0].meta("command"), Some("add"));
     assert_eq!(py[0].meta("correlation_id"), Some(corr.as_str()));
     assert!(py[0].measurement("duration").unwrap().as_i64() > 0);
@@ -136,18 +160,20 @@ async fn a_successful_call_emits_call_request_and_python_events() {
     pool.shutdown().await;
 }
 
+on_both_transports! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failed_call_emits_exceptions_with_the_error_kind_and_type() {
+async fn a_failed_call_emits_exceptions_with_the_error_kind_and_type(transport: TransportKind) {
+    let name = pool_name("tel_fail", transport, StartMode::default());
     // Attached before the pool starts: Python records events only while someone listens.
     let c = Collector::attach(
-        "tel_fail",
+        &name,
         &[
             "snakepit.grpc.call.*",
             "snakepit.request.executed",
             "snakepit.python.call.*",
         ],
     );
-    let pool = ready_pool(1, named_pool("tel_fail")).await;
+    let pool = ready_pool_on(transport, 1, |c| c.name = name.clone()).await;
     let err = pool
         .execute("fail", json!({"message": "bad"}), CallOptions::default())
         .await
@@ -185,6 +211,7 @@ async fn a_failed_call_emits_exceptions_with_the_error_kind_and_type() {
     assert_eq!(py.meta("correlation_id"), host[0].meta("correlation_id"));
     drop(c);
     pool.shutdown().await;
+}
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,20 +1,26 @@
 //! Python telemetry on the host, against real workers: events arrive with the worker id, drops
 //! are counted, and sampling, filters and the toggle change at runtime without a restart.
 //!
-//! Its own test binary: the Python telemetry setting is host-wide.
+//! Its own test binary: the Python telemetry setting is host-wide, so the transports' runs of
+//! the test take turns.
 
 #![allow(clippy::unwrap_used)]
 
+#[macro_use]
 mod support;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::json;
+use snakepit_core::config::TransportKind;
 use snakepit_core::CallOptions;
 use snakepit_pool::Pool;
 use snakepit_telemetry::{OwnedEvent, Telemetry};
-use support::{eventually, ready_pool};
+use support::{eventually, ready_pool_on};
+
+/// Held by each run of the test: they change the host-wide Python telemetry settings.
+static HOST_WIDE_SETTINGS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 async fn accepted(pool: &Pool, n: u64) -> u64 {
     let r = pool
@@ -38,11 +44,16 @@ async fn until_accepting(pool: &Pool, n: u64, want: impl Fn(u64) -> bool) -> u64
     panic!("the worker kept accepting {last} of {n}");
 }
 
+on_both_transports! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn python_events_arrive_sampled_filtered_and_with_drops_counted() {
+async fn python_events_arrive_sampled_filtered_and_with_drops_counted(transport: TransportKind) {
+    let _turn = HOST_WIDE_SETTINGS.lock().await;
     let seen: Arc<Mutex<Vec<OwnedEvent>>> = Arc::default();
     let sink = seen.clone();
     let bus = Telemetry::global();
+    bus.python().reset();
+    let name = format!("py_tel_{transport:?}").to_lowercase();
+    let mine = name.clone();
     bus.attach_many(
         "py-tel",
         &[
@@ -50,14 +61,14 @@ async fn python_events_arrive_sampled_filtered_and_with_drops_counted() {
             "snakepit.python.telemetry.dropped",
         ],
         move |e| {
-            if e.meta("pool_name") == Some("py_tel") {
+            if e.meta("pool_name") == Some(mine.as_str()) {
                 sink.lock().unwrap().push(e.to_owned_event());
             }
         },
     )
     .unwrap();
     // Started after the handler: Python records events only while someone listens.
-    let pool = ready_pool(1, |c| c.name = "py_tel".into()).await;
+    let pool = ready_pool_on(transport, 1, |c| c.name = name.clone()).await;
     let worker = pool.list_workers()[0].clone();
     let count = |name: &str| {
         seen.lock()
@@ -86,9 +97,14 @@ async fn python_events_arrive_sampled_filtered_and_with_drops_counted() {
             // The call's own `python.call.stop` may be dropped too.
             && (burst - took..=burst - took + 1).contains(&dropped()))
         .await,
-        "received {} events and {} drops of {burst} (accepted {took})",
+        "received {} events and {} drops of {burst} (accepted {took}); sources: {:?}",
         count("snakepit.python.custom"),
-        dropped()
+        dropped(),
+        seen.lock()
+            .unwrap()
+            .iter()
+            .map(|e| (e.meta("worker_id").map(str::to_owned), e.meta("event").map(str::to_owned)))
+            .collect::<std::collections::BTreeSet<_>>()
     );
     {
         let events = seen.lock().unwrap();
@@ -131,4 +147,5 @@ async fn python_events_arrive_sampled_filtered_and_with_drops_counted() {
     );
     bus.detach("py-tel");
     pool.shutdown().await;
+}
 }

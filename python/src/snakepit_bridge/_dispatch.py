@@ -269,11 +269,9 @@ class Dispatcher:
     def record(self, phase: str, tool: str, started_ns: int, error: Optional[BaseException] = None) -> None:
         """Emit the ``python.call.<phase>`` telemetry event of a call.
 
-        Returns before building anything while the host listens to no Python event, so an
-        unobserved call pays one attribute check per phase.
+        Callers skip it while ``telemetry.recording()`` is False (checked once per call), so a
+        call nobody observes builds no event.
         """
-        if not telemetry.recording():
-            return
         meta = {"command": tool, "tool": tool, "worker_id": self.worker_id}
         traceparent = telemetry.get_traceparent()
         if traceparent:
@@ -297,13 +295,16 @@ class Dispatcher:
     ) -> pb.ExecuteToolResponse:
         """Run one unary call; every failure is a ``success=false`` response with the error object."""
         started = time.monotonic_ns()
+        # One check per call: an unobserved call builds no telemetry event at all.
+        observed = telemetry.recording()
         tool, kwargs, error = self.prepare(request)
         if error is not None:
             return pb.ExecuteToolResponse(success=False, error_message=json.dumps(error))
         self.in_flight += 1
         try:
             self.begin_call(request, deadline, correlation, cancelled)
-            self.record("start", request.tool_name, started)
+            if observed:
+                self.record("start", request.tool_name, started)
             plan = self.plan(tool)
             if plan.is_generator or plan.is_asyncgen:
                 result: Any = await self.collect(tool, kwargs, inline)
@@ -315,12 +316,14 @@ class Dispatcher:
             raise
         except Exception as exc:  # noqa: BLE001 - every tool failure becomes a structured error
             log.info("tool %s raised %s: %s", request.tool_name, type(exc).__name__, exc)
-            self.record("exception", request.tool_name, started, exc)
+            if observed:
+                self.record("exception", request.tool_name, started, exc)
             payload = error_object(exc, request.tool_name, request.session_id, kwargs.keys())
             return pb.ExecuteToolResponse(success=False, error_message=json.dumps(payload))
         finally:
             self.in_flight -= 1
-        self.record("stop", request.tool_name, started)
+        if observed:
+            self.record("stop", request.tool_name, started)
         elapsed_ms = (time.monotonic_ns() - started) // 1_000_000
         try:
             result, array_bytes = _shm.encode_result(result)
@@ -358,6 +361,8 @@ class Dispatcher:
         away) closes the tool's generator and sets ``cancelled``.
         """
         started = time.monotonic_ns()
+        # One check per call: an unobserved call builds no telemetry event at all.
+        observed = telemetry.recording()
         tool, kwargs, error = self.prepare(request)
         if error is not None:
             kind = "not_found" if error["type"] == "UnknownToolError" else "invalid_argument"
@@ -368,7 +373,8 @@ class Dispatcher:
         failure: Optional[Dict[str, Any]] = None
         try:
             self.begin_call(request, deadline, correlation, cancelled)
-            self.record("start", request.tool_name, started)
+            if observed:
+                self.record("start", request.tool_name, started)
             items = self.iterate(tool, kwargs, inline)
             try:
                 async for item in items:
@@ -385,13 +391,15 @@ class Dispatcher:
             finally:
                 await items.aclose()
         except Exception as exc:  # noqa: BLE001 - mid-stream failures end the call with the error object
-            self.record("exception", request.tool_name, started, exc)
+            if observed:
+                self.record("exception", request.tool_name, started, exc)
             failure = error_object(exc, request.tool_name, request.session_id, kwargs.keys())
         finally:
             self.in_flight -= 1
         if failure is not None:
             raise ToolCallError("internal", failure)
-        self.record("stop", request.tool_name, started)
+        if observed:
+            self.record("stop", request.tool_name, started)
         if not final_sent:
             yield pb.ToolChunk(chunk_id=f"{request.tool_name}-{n + 1}", data=b"", is_final=True)
 
