@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use snakepit_core::config::PoolConfig;
-use snakepit_core::{ChunkStream, Error, Payload, ToolCall, WorkerId};
+use snakepit_core::{ChunkStream, Error, Payload, SessionId, ToolCall, WorkerId};
 use snakepit_worker::cleanup::{cleanup_run, CleanupOutcome};
 use snakepit_worker::host_bridge::HostBridge;
 use snakepit_worker::registry::ProcessRegistry;
@@ -63,6 +63,15 @@ pub trait WorkerHandle: Send + Sync + Debug + 'static {
 
     /// Stops the worker gracefully and returns once it is gone.
     fn stop(&self) -> BoxFuture<'_, ()>;
+
+    /// Tells the worker to drop session `session` (`CleanupSession`); true if it had it.
+    /// The default keeps no per-session state.
+    fn cleanup_session<'a>(
+        &'a self,
+        _session: &'a SessionId,
+    ) -> BoxFuture<'a, Result<bool, Error>> {
+        Box::pin(async { Ok(false) })
+    }
 }
 
 /// The default factory: Python processes of the pool's adapter, recorded in the process
@@ -158,6 +167,10 @@ impl WorkerHandle for ProcessWorker {
 
     fn kill(&self) {
         self.worker.kill();
+    }
+
+    fn cleanup_session<'a>(&'a self, session: &'a SessionId) -> BoxFuture<'a, Result<bool, Error>> {
+        Box::pin(self.worker.cleanup_session(session))
     }
 
     fn stop(&self) -> BoxFuture<'_, ()> {
