@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use snakepit_core::config::PoolConfig;
-use snakepit_core::{ChunkStream, Error, Payload, ToolCall, WorkerId};
+use snakepit_core::{ChunkStream, Error, Payload, SessionId, ToolCall, WorkerId};
 use snakepit_worker::cleanup::{cleanup_run, CleanupOutcome};
+#[cfg(feature = "host-bridge")]
 use snakepit_worker::host_bridge::HostBridge;
 use snakepit_worker::registry::ProcessRegistry;
 use snakepit_worker::{ExitInfo, RunContext, Worker, WorkerSpec};
@@ -63,6 +64,15 @@ pub trait WorkerHandle: Send + Sync + Debug + 'static {
 
     /// Stops the worker gracefully and returns once it is gone.
     fn stop(&self) -> BoxFuture<'_, ()>;
+
+    /// Tells the worker to drop session `session` (`CleanupSession`); true if it had it.
+    /// The default keeps no per-session state.
+    fn cleanup_session<'a>(
+        &'a self,
+        _session: &'a SessionId,
+    ) -> BoxFuture<'a, Result<bool, Error>> {
+        Box::pin(async { Ok(false) })
+    }
 }
 
 /// The default factory: Python processes of the pool's adapter, recorded in the process
@@ -72,6 +82,7 @@ pub(crate) struct ProcessWorkers {
     python: std::path::PathBuf,
     run: Arc<RunContext>,
     registry: Arc<ProcessRegistry>,
+    #[cfg(feature = "host-bridge")]
     host_bridge: HostBridge,
 }
 
@@ -81,13 +92,14 @@ impl ProcessWorkers {
         python: std::path::PathBuf,
         run: Arc<RunContext>,
         registry: ProcessRegistry,
-        host_bridge: HostBridge,
+        #[cfg(feature = "host-bridge")] host_bridge: HostBridge,
     ) -> Self {
         Self {
             config,
             python,
             run,
             registry: Arc::new(registry),
+            #[cfg(feature = "host-bridge")]
             host_bridge,
         }
     }
@@ -104,8 +116,12 @@ impl WorkerFactory for ProcessWorkers {
 
     fn start(&self, id: WorkerId) -> BoxFuture<'_, Result<Arc<dyn WorkerHandle>, Error>> {
         Box::pin(async move {
+            #[allow(unused_mut)]
             let mut spec = WorkerSpec::new(id.clone(), self.config.clone(), self.python.clone());
-            spec.host_address = Some(self.host_bridge.address().to_owned());
+            #[cfg(feature = "host-bridge")]
+            {
+                spec.host_address = Some(self.host_bridge.address().to_owned());
+            }
             let worker = Worker::start(spec, self.run.clone()).await?;
             if let Err(e) = self.registry.register(id.as_str(), worker.pid()) {
                 tracing::warn!(worker = %id, error = %e, "cannot record the worker in the process registry");
@@ -158,6 +174,10 @@ impl WorkerHandle for ProcessWorker {
 
     fn kill(&self) {
         self.worker.kill();
+    }
+
+    fn cleanup_session<'a>(&'a self, session: &'a SessionId) -> BoxFuture<'a, Result<bool, Error>> {
+        Box::pin(self.worker.cleanup_session(session))
     }
 
     fn stop(&self) -> BoxFuture<'_, ()> {

@@ -204,14 +204,8 @@ pub(crate) fn terminated(pool: &str, worker: &WorkerId, lifetime: Duration, reas
     );
 }
 
-/// A worker ended unexpectedly and a replacement is starting.
-pub(crate) fn crashed(
-    pool: &str,
-    worker: &WorkerId,
-    lifetime: Duration,
-    exit: &str,
-    restarts: u64,
-) {
+/// A worker ended without being asked to (the crash barrier then decides on a restart).
+pub(crate) fn crashed(pool: &str, worker: &WorkerId, lifetime: Duration, exit: &str) {
     emit(
         &events::WORKER_CRASH,
         &[],
@@ -222,6 +216,10 @@ pub(crate) fn crashed(
         ],
     );
     terminated(pool, worker, lifetime, exit);
+}
+
+/// The crash barrier lets the slot of a dead worker start a replacement.
+pub(crate) fn restarted(pool: &str, worker: &WorkerId, restarts: u64) {
     emit(
         &events::POOL_WORKER_RESTARTED,
         &[("restarts", restarts.into())],

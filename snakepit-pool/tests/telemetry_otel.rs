@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use opentelemetry_sdk::trace::InMemorySpanExporter;
 use serde_json::json;
-use snakepit_core::config::TransportKind;
 use snakepit_core::CallOptions;
 use snakepit_telemetry::otel::OtelTracing;
 use snakepit_telemetry::Telemetry;

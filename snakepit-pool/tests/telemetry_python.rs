@@ -13,7 +13,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::json;
-use snakepit_core::config::TransportKind;
 use snakepit_core::CallOptions;
 use snakepit_pool::Pool;
 use snakepit_telemetry::{OwnedEvent, Telemetry};

@@ -15,13 +15,15 @@
 //!
 //! Handlers attach by name or prefix ([`Telemetry::attach`], [`Telemetry::attach_many`]) and
 //! detach by id. With no handler for an event, emitting it costs one atomic load.
-//! Features: `prometheus` ([`metrics::PrometheusMetrics`]), `otel` (`otel::OtelTracing`).
+//! Features: `subscriber` (default: `init_logging`, `layer::CatalogLayer`), `prometheus`
+//! ([`metrics::PrometheusMetrics`]), `otel` (`otel::OtelTracing`).
 
 mod bus;
 pub mod catalog;
 pub mod control;
 pub mod correlation;
 mod event;
+#[cfg(feature = "subscriber")]
 pub mod layer;
 pub mod logging;
 #[cfg(feature = "prometheus")]
@@ -54,6 +56,7 @@ pub mod targets {
     pub const TELEMETRY: &str = "snakepit::telemetry";
 }
 
+#[cfg(feature = "subscriber")]
 /// Installs a stderr `tracing` subscriber at `level`; `SNAKEPIT_LOG` (an env-filter) wins.
 ///
 /// Returns false when a global subscriber was already set (then nothing changes).
@@ -64,6 +67,7 @@ pub fn init_tracing(level: LogLevel) -> bool {
     })
 }
 
+#[cfg(feature = "subscriber")]
 /// Installs the host's subscriber: stderr lines filtered by `settings` (or `SNAKEPIT_LOG`),
 /// and a [`layer::CatalogLayer`] that maps other crates' `tracing` events onto the global bus.
 ///

@@ -14,6 +14,7 @@
 pub mod cleanup;
 mod client;
 mod heartbeat;
+#[cfg(feature = "host-bridge")]
 pub mod host_bridge;
 mod process;
 pub mod python_env;
