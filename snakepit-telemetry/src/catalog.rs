@@ -143,6 +143,20 @@ catalog! {
     46 HEARTBEAT_MISSED = "snakepit.heartbeat.missed", ["missed"], ["worker_id", "reason"];
     /// A dependent worker missed too many heartbeats and was killed.
     47 HEARTBEAT_UNRESPONSIVE = "snakepit.heartbeat.unresponsive", ["missed"], ["worker_id"];
+    /// A session's worker died and the session moved to another one.
+    48 SESSION_MOVED = "snakepit.session.moved", [], ["pool", "session", "from", "to"];
+    /// A session outlived its TTL and was swept.
+    49 SESSION_EXPIRED = "snakepit.session.expired", [], ["pool", "session"];
+    /// The crash barrier counted a worker's death (`kind`: crash, oom, ...).
+    50 CRASH_BARRIER_CRASH = "snakepit.crash_barrier.crash", ["slot"], ["pool", "worker", "kind", "detail"];
+    /// The crash barrier restarts a worker slot after `delay_ms`.
+    51 CRASH_BARRIER_RESTART = "snakepit.crash_barrier.restart", ["slot", "delay_ms"], ["pool"];
+    /// An idempotent call whose worker crashed is retried on another worker.
+    52 CRASH_BARRIER_RETRY = "snakepit.crash_barrier.retry", [], ["pool", "tool", "error"];
+    /// A worker slot crash-looped past `max_restarts` in the window and was stopped.
+    53 CRASH_BARRIER_SLOT_STOPPED = "snakepit.crash_barrier.slot_stopped", ["slot", "crashes", "window_s", "max_restarts"], ["pool"];
+    /// A device was tainted after a crash on it.
+    54 CRASH_BARRIER_TAINT = "snakepit.crash_barrier.taint", ["taint_ms"], ["pool", "device"];
 }
 
 /// Returns the catalog entry named `name` (dotted, with or without the `snakepit.` prefix).

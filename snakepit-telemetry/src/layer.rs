@@ -26,9 +26,18 @@ impl CatalogLayer {
     }
 }
 
-/// Returns the catalog entry a `tracing` event of `target` with `event` field maps to.
+/// Returns the catalog entry a `tracing` event of `target` with `event` field maps to: the
+/// event's name within the target's area (`opened` on `snakepit::circuit_breaker`), or its
+/// full name when it lies in that area (`snakepit.session.moved` on `snakepit::session`).
 pub fn map_tracing_event(target: &str, event: &str) -> Option<&'static EventDef> {
     let area = target.strip_prefix("snakepit::")?;
+    if let Some(inner) = event
+        .strip_prefix("snakepit.")
+        .and_then(|rest| rest.strip_prefix(area))
+        .and_then(|rest| rest.strip_prefix('.'))
+    {
+        return catalog::lookup(&format!("{area}.{inner}"));
+    }
     catalog::lookup(&format!("{area}.{event}"))
 }
 
@@ -139,5 +148,23 @@ mod tests {
             Some(Measurement::Int(5))
         );
         assert_eq!(seen[0].meta("pool"), Some("p_w1"));
+    }
+
+    #[test]
+    fn full_names_map_within_their_area_only() {
+        assert_eq!(
+            map_tracing_event("snakepit::session", "snakepit.session.moved").map(|d| d.name),
+            Some("snakepit.session.moved")
+        );
+        assert_eq!(
+            map_tracing_event(
+                "snakepit::crash_barrier",
+                "snakepit.crash_barrier.slot_stopped"
+            )
+            .map(|d| d.index),
+            Some(crate::events::CRASH_BARRIER_SLOT_STOPPED.index)
+        );
+        assert!(map_tracing_event("snakepit::session", "snakepit.pool.saturated").is_none());
+        assert!(map_tracing_event("snakepit::session", "snakepit.sessionx.moved").is_none());
     }
 }
