@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import inspect
 import json
 import logging
 import os
@@ -296,9 +295,7 @@ class FastConnection(asyncio.Protocol):
     def _runs_at_home(self, request) -> bool:
         """Async tools run on the worker's main loop, like on gRPC."""
         tool = self.dispatcher.tools.get(request.tool_name)
-        return tool is not None and (
-            inspect.iscoroutinefunction(tool.func) or inspect.isasyncgenfunction(tool.func)
-        )
+        return tool is not None and self.dispatcher.plan(tool).runs_at_home
 
     async def _unary(self, request_id: int, request, deadline, cancelled: threading.Event) -> None:
         try:
