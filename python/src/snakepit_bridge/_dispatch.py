@@ -26,7 +26,7 @@ from . import _shm, telemetry
 from ._adapter import BaseAdapter, StreamChunk, ToolSpec
 from ._context import SessionContext
 from ._proto import snakepit_bridge_pb2 as pb
-from ._typecheck import argument_problems
+from ._typecheck import ArgumentChecks
 from ._wire import TYPE_URL_PREFIX, decode_parameters, encode_any, encode_json, error_object, simple_error
 
 log = logging.getLogger("snakepit_bridge.server")
@@ -81,7 +81,7 @@ class Dispatcher:
         """The cached :class:`_CallPlan` of ``tool`` (built on first use for tools added later)."""
         plan = self._plans.get(tool.func)
         if plan is None:
-            plan = _CallPlan(tool.func)
+            plan = _CallPlan(tool)
             self._plans[tool.func] = plan
         return plan
 
@@ -112,21 +112,21 @@ class Dispatcher:
             message = f"unknown tool '{name}' for adapter {type(self.adapter).__name__}; available tools: {available}"
             return None, kwargs, simple_error("UnknownToolError", message, name, request.session_id, kwargs.keys())
         problems = []
-        known = {p.name for p in tool.parameters}
-        unexpected = sorted(k for k in kwargs if k not in known)
-        if unexpected and not tool.accepts_any_kwargs:
-            problems.append("unexpected argument(s) " + ", ".join(repr(k) for k in unexpected))
-        missing = [p.name for p in tool.parameters if p.required and p.name not in kwargs]
-        if missing:
-            problems.append("missing required argument(s) " + ", ".join(repr(k) for k in missing))
         plan = self.plan(tool)
+        if not tool.accepts_any_kwargs and not plan.known.issuperset(kwargs):
+            unexpected = sorted(k for k in kwargs if k not in plan.known)
+            problems.append("unexpected argument(s) " + ", ".join(repr(k) for k in unexpected))
+        if plan.required:
+            missing = [name for name in plan.required if name not in kwargs]
+            if missing:
+                problems.append("missing required argument(s) " + ", ".join(repr(k) for k in missing))
         if not problems and plan.needs_bind:
             try:
                 plan.signature.bind(**kwargs)
             except TypeError as exc:
                 problems.append(str(exc))
         if not problems:
-            problems.extend(argument_problems(tool.func, kwargs))
+            problems.extend(plan.checks.problems(kwargs))
         if problems:
             accepted = ", ".join(
                 f"{p.name}: {p.type}{'' if p.required else ' = ' + repr(p.default)}" for p in tool.parameters
@@ -409,16 +409,33 @@ class _CallPlan:
 
     ``needs_bind`` is False when the explicit unexpected/missing checks of
     :meth:`Dispatcher.prepare` already decide everything ``Signature.bind`` would (no
-    positional-only parameters), so the hot path skips the bind.
+    positional-only parameters), so the hot path skips the bind. ``known`` and ``required``
+    are the parameter names, ``checks`` the annotation checks of the arguments.
     """
 
-    __slots__ = ("signature", "is_coroutine", "is_asyncgen", "is_generator", "needs_bind")
+    __slots__ = (
+        "signature",
+        "is_coroutine",
+        "is_asyncgen",
+        "is_generator",
+        "runs_at_home",
+        "needs_bind",
+        "known",
+        "required",
+        "checks",
+    )
 
-    def __init__(self, func: Any) -> None:
+    def __init__(self, tool: ToolSpec) -> None:
+        func = tool.func
+        self.known = frozenset(p.name for p in tool.parameters)
+        self.required = tuple(p.name for p in tool.parameters if p.required)
+        self.checks = ArgumentChecks(func)
         self.signature = inspect.signature(func)
         self.is_coroutine = inspect.iscoroutinefunction(func)
         self.is_asyncgen = inspect.isasyncgenfunction(func)
         self.is_generator = inspect.isgeneratorfunction(func)
+        # Async tools run on the worker's main loop (the fast transport hands them over).
+        self.runs_at_home = self.is_coroutine or self.is_asyncgen
         self.needs_bind = any(
             p.kind is inspect.Parameter.POSITIONAL_ONLY for p in self.signature.parameters.values()
         )
