@@ -460,6 +460,8 @@ async fn python_tools_call_host_tools_and_get_their_results(transport: Transport
     let mut config = snakepit_core::config::PoolConfig::showcase(1);
     config.heartbeat.enabled = false;
     config.transport = transport;
+    // Generous, as in `ready_pool`: on a loaded machine a zygote can take longer than 10 s.
+    config.startup_timeout = Duration::from_secs(60);
     let pool = snakepit_pool::Pool::start_with_host_tools(config, tools)
         .await
         .unwrap();
