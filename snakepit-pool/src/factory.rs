@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use snakepit_core::config::PoolConfig;
+use snakepit_core::config::{LaunchContract, PoolConfig};
 use snakepit_core::{ChunkStream, Error, Payload, ToolCall, WorkerId};
 use snakepit_worker::cleanup::{cleanup_run, CleanupOutcome};
 use snakepit_worker::host_bridge::HostBridge;
@@ -105,7 +105,15 @@ impl WorkerFactory for ProcessWorkers {
     fn start(&self, id: WorkerId) -> BoxFuture<'_, Result<Arc<dyn WorkerHandle>, Error>> {
         Box::pin(async move {
             let mut spec = WorkerSpec::new(id.clone(), self.config.clone(), self.python.clone());
-            spec.host_address = Some(self.host_bridge.address().to_owned());
+            let address = match self.config.launch_contract {
+                LaunchContract::Native => self.host_bridge.address(),
+                // The original's client reaches the host over loopback TCP only.
+                LaunchContract::Snakepit => self
+                    .host_bridge
+                    .tcp_address()
+                    .unwrap_or(self.host_bridge.address()),
+            };
+            spec.host_address = Some(address.to_owned());
             let worker = Worker::start(spec, self.run.clone()).await?;
             if let Err(e) = self.registry.register(id.as_str(), worker.pid()) {
                 tracing::warn!(worker = %id, error = %e, "cannot record the worker in the process registry");

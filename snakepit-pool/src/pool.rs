@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 
 use futures::future::BoxFuture;
 use serde_json::Value;
-use snakepit_core::config::{PoolConfig, WorkerProfile};
+use snakepit_core::config::{LaunchContract, PoolConfig, WorkerProfile};
 use snakepit_core::{CallOptions, ChunkStream, Error, Payload, RunId, ToolCall, WorkerId};
 use snakepit_resilience::ResilienceStack;
 use snakepit_worker::host_bridge::{HostBridge, HostTools};
@@ -742,7 +742,11 @@ async fn process_factory(
     }
     let registry = ProcessRegistry::create(&registry_dir, run.run_id())?;
     registry.record_run_dir(run.dir())?;
-    let host_bridge = HostBridge::start_on(run, host_tools, &config.host_bridge).await?;
+    let mut host_bridge = HostBridge::start_on(run, host_tools, &config.host_bridge).await?;
+    if config.launch_contract == LaunchContract::Snakepit {
+        // Original-style servers dial the host over loopback TCP without a token.
+        host_bridge.listen_loopback_tcp().await?;
+    }
     Ok(ProcessWorkers::new(
         config.clone(),
         python,

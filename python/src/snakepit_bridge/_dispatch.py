@@ -24,6 +24,8 @@ from google.protobuf import any_pb2
 
 from . import _shm, telemetry
 from ._adapter import BaseAdapter, StreamChunk, ToolSpec
+from . import thread_safety_checker
+from ._compat import PLAIN_RESULTS, adapter_tools, checked, context_setter, execute_tool_spec, has_execute_tool, is_result_iterator
 from ._context import SessionContext
 from ._proto import snakepit_bridge_pb2 as pb
 from ._typecheck import argument_problems
@@ -65,7 +67,7 @@ class Dispatcher:
         worker_id: Optional[str] = None,
     ) -> None:
         self.adapter = adapter
-        self.tools: Dict[str, ToolSpec] = adapter.get_tools()
+        self.tools: Dict[str, ToolSpec] = adapter_tools(adapter)
         self.token = token
         self.executor = executor
         self.host_address = host_address
@@ -74,6 +76,11 @@ class Dispatcher:
         self.in_flight = 0
         # Call plans, computed once per tool: what the hot path would otherwise ask inspect for.
         self._plans: Dict[Any, _CallPlan] = {}
+        # The original's rule, decided once: an adapter with execute_tool dispatches every
+        # call itself (its specs by tool name, so each gets one call plan).
+        self._execute_tool = has_execute_tool(adapter)
+        self._execute_specs: Dict[str, ToolSpec] = {}
+        self._set_context = context_setter(adapter)
         for spec in self.tools.values():
             self.plan(spec)
 
@@ -106,6 +113,12 @@ class Dispatcher:
         except (_shm.ZeroCopyError, OSError, ValueError, TypeError) as exc:
             message = f"cannot read the array arguments of tool '{name}': {exc}"
             return None, kwargs, simple_error("ZeroCopyError", message, name, request.session_id, kwargs.keys())
+        if self._execute_tool:
+            spec = self._execute_specs.get(name)
+            if spec is None:
+                spec = execute_tool_spec(self.adapter, name, self.tools.get(name))
+                self._execute_specs[name] = spec
+            return spec, kwargs, None
         tool = self.tools.get(name)
         if tool is None:
             available = ", ".join(sorted(self.tools)) or "(none)"
@@ -156,7 +169,7 @@ class Dispatcher:
         if request.session_id:
             self.session(request.session_id)
         telemetry.set_correlation_id(request.metadata.get("correlation_id") or correlation or None)
-        self.adapter.set_session_context(
+        self._set_context(
             SessionContext(
                 session_id=request.session_id,
                 request_metadata=dict(request.metadata),
@@ -164,7 +177,7 @@ class Dispatcher:
                 host_address=self.host_address,
                 token=self.token,
                 cancelled=cancelled,
-            )
+            ),
         )
 
     # -- running tools -----------------------------------------------------------------------
@@ -179,7 +192,8 @@ class Dispatcher:
         """Call a (non-generator) tool and return its result."""
         if self.plan(tool).is_coroutine:
             return await tool.func(**kwargs)
-        result = tool.func(**kwargs) if inline else await self._in_executor(tool.func, **kwargs)
+        func = checked(tool) if thread_safety_checker._global_checker.enabled else tool.func
+        result = func(**kwargs) if inline else await self._in_executor(func, **kwargs)
         if inspect.isawaitable(result):  # a sync wrapper around a coroutine
             result = await result
         return result
@@ -190,17 +204,28 @@ class Dispatcher:
         if plan.is_asyncgen:
             source = tool.func(**kwargs)
         elif plan.is_generator:
-            source = _iterate_inline(tool, kwargs) if inline else self._iterate_in_thread(tool, kwargs)
+            make = functools.partial(tool.func, **kwargs)
+            source = _iterate_inline(make) if inline else self._iterate_in_thread(make)
         else:
-            yield StreamChunk(await self.call(tool, kwargs, inline), is_final=True)
-            return
+            result = await self.call(tool, kwargs, inline)
+            if not is_result_iterator(result):
+                yield StreamChunk(result, is_final=True)
+                return
+            # A tool that returned a generator or iterator streams its items.
+            source = self._source_of(result, inline)
         try:
             async for item in source:
                 yield item
         finally:
             await source.aclose()
 
-    async def _iterate_in_thread(self, tool: ToolSpec, kwargs: Dict[str, Any]):
+    def _source_of(self, iterator: Any, inline: bool):
+        """An async generator over a returned (sync or async) iterator."""
+        if hasattr(iterator, "__anext__"):
+            return _aiter(iterator)
+        return _iterate_inline(lambda: iterator) if inline else self._iterate_in_thread(lambda: iterator)
+
+    async def _iterate_in_thread(self, make_iterator):
         """Run a sync generator on the tool executor, handing items over a one-slot queue.
 
         The slot gives backpressure: the generator is resumed only after its previous item
@@ -226,7 +251,7 @@ class Dispatcher:
                         return False
 
         def produce() -> None:
-            gen = tool.func(**kwargs)
+            gen = make_iterator()
             try:
                 for item in gen:
                     if not hand_over((_ITEM, item)):
@@ -235,7 +260,9 @@ class Dispatcher:
                 hand_over((_ERROR, exc))
                 return
             finally:
-                gen.close()
+                close = getattr(gen, "close", None)
+                if callable(close):
+                    close()
             hand_over((_DONE, None))
 
         producer = self._in_executor(produce)
@@ -299,6 +326,12 @@ class Dispatcher:
                 result: Any = await self.collect(tool, kwargs, inline)
             else:
                 result = await self.call(tool, kwargs, inline)
+                if not isinstance(result, PLAIN_RESULTS) and is_result_iterator(result):
+                    items = self._source_of(result, inline)
+                    try:
+                        result = [chunk_value(i) async for i in items]
+                    finally:
+                        await items.aclose()
         except asyncio.CancelledError:
             if cancelled is not None:
                 cancelled.set()
@@ -406,14 +439,27 @@ class _CallPlan:
         )
 
 
-async def _iterate_inline(tool: ToolSpec, kwargs: Dict[str, Any]):
-    """Drive a sync generator on the calling thread; closing the iterator closes the generator."""
-    gen = tool.func(**kwargs)
+async def _iterate_inline(make_iterator):
+    """Drive a sync iterator on the calling thread; closing the iterator closes a generator."""
+    gen = make_iterator()
     try:
         for item in gen:
             yield item
     finally:
-        gen.close()
+        close = getattr(gen, "close", None)
+        if callable(close):
+            close()
+
+
+async def _aiter(iterator):
+    """An async generator over an async iterator (so it can be closed like the others)."""
+    try:
+        async for item in iterator:
+            yield item
+    finally:
+        close = getattr(iterator, "aclose", None)
+        if close is not None:
+            await close()
 
 
 def _is_envelope(item: Any) -> bool:

@@ -7,6 +7,7 @@
 
 mod error;
 mod gpu_profiler;
+mod launch;
 mod pool;
 mod python;
 mod seed_keys;
@@ -23,6 +24,7 @@ use serde::Deserialize;
 
 pub use error::ConfigError;
 pub use gpu_profiler::{GpuProfilerSettings, GpuProfilerTable, DEFAULT_GPU_PROFILER_INTERVAL};
+pub use launch::LaunchContract;
 pub use pool::{
     HeartbeatConfig, PoolConfig, TransportKind, WorkerLifetime, WorkerMaxRequests, WorkerProfile,
     DEFAULT_ADAPTER, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_SERVER_MODULE,
