@@ -4,8 +4,9 @@ Session cleanups are appended to the file named by SESSION_LOG (one ``cleanup <i
 so a test on the host side can see that ``CleanupSession`` reached Python.
 """
 
+import ctypes
+import faulthandler
 import os
-import signal
 import subprocess
 import time
 
@@ -34,9 +35,20 @@ class FaultAdapter(BaseAdapter):
         os._exit(code)
 
     @tool
+    def crash_once(self, marker: str) -> int:
+        """Crash (exit 3) if ``marker`` does not exist yet (creating it); else return the pid."""
+        try:
+            fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            return os.getpid()
+        os.close(fd)
+        os._exit(3)
+
+    @tool
     def segfault(self) -> None:
-        """Die by SIGSEGV."""
-        os.kill(os.getpid(), signal.SIGSEGV)
+        """Die by SIGSEGV: a real invalid read, so no reply can race the death."""
+        faulthandler.disable()
+        ctypes.string_at(0)
 
     @tool
     def spawn_sleeper(self, detach: bool = False) -> int:

@@ -46,7 +46,10 @@ impl Pool {
         worker.stop().await;
         tracing::info!(target: "snakepit::pool", pool = %self.inner.config.name, worker = %id, "worker restarted on request");
         let fresh = self.inner.next_worker_id();
-        self.inner.start_one(fresh.clone()).await?;
+        self.inner
+            .start_one(fresh.clone())
+            .await
+            .map_err(|failure| failure.error)?;
         Ok(fresh)
     }
 

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use snakepit_core::config::{LaunchContract, PoolConfig};
-use snakepit_core::{ChunkStream, Error, Payload, ToolCall, WorkerId};
+use snakepit_core::{ChunkStream, Error, Payload, SessionId, ToolCall, WorkerId};
 use snakepit_worker::cleanup::{cleanup_run, CleanupOutcome};
-use snakepit_worker::host_bridge::HostBridge;
+use snakepit_worker::host_bridge::{HostBridge, HostSessions};
 use snakepit_worker::registry::ProcessRegistry;
 use snakepit_worker::{ExitInfo, RunContext, Worker, WorkerSpec};
 
@@ -63,6 +63,15 @@ pub trait WorkerHandle: Send + Sync + Debug + 'static {
 
     /// Stops the worker gracefully and returns once it is gone.
     fn stop(&self) -> BoxFuture<'_, ()>;
+
+    /// Tells the worker to drop session `session` (`CleanupSession`); true if it had it.
+    /// The default keeps no per-session state.
+    fn cleanup_session<'a>(
+        &'a self,
+        _session: &'a SessionId,
+    ) -> BoxFuture<'a, Result<bool, Error>> {
+        Box::pin(async { Ok(false) })
+    }
 }
 
 /// The default factory: Python processes of the pool's adapter, recorded in the process
@@ -118,9 +127,13 @@ impl WorkerFactory for ProcessWorkers {
             if let Err(e) = self.registry.register(id.as_str(), worker.pid()) {
                 tracing::warn!(worker = %id, error = %e, "cannot record the worker in the process registry");
             }
+            // The original's server keeps no sessions of its own: they live on the host bridge.
+            let host_sessions = (self.config.launch_contract == LaunchContract::Snakepit)
+                .then(|| self.host_bridge.sessions().clone());
             Ok(Arc::new(ProcessWorker {
                 worker,
                 registry: self.registry.clone(),
+                host_sessions,
             }) as Arc<dyn WorkerHandle>)
         })
     }
@@ -131,6 +144,9 @@ impl WorkerFactory for ProcessWorkers {
 struct ProcessWorker {
     worker: Worker,
     registry: Arc<ProcessRegistry>,
+    /// The host bridge's sessions, for a `launch_contract = "snakepit"` worker: its sessions
+    /// are dropped there, since the original's server serves no `CleanupSession`.
+    host_sessions: Option<HostSessions>,
 }
 
 impl WorkerHandle for ProcessWorker {
@@ -166,6 +182,16 @@ impl WorkerHandle for ProcessWorker {
 
     fn kill(&self) {
         self.worker.kill();
+    }
+
+    fn cleanup_session<'a>(&'a self, session: &'a SessionId) -> BoxFuture<'a, Result<bool, Error>> {
+        match &self.host_sessions {
+            Some(sessions) => {
+                let had = sessions.cleanup(session.as_str());
+                Box::pin(async move { Ok(had) })
+            }
+            None => Box::pin(self.worker.cleanup_session(session)),
+        }
     }
 
     fn stop(&self) -> BoxFuture<'_, ()> {

@@ -17,6 +17,8 @@
 
 mod builder;
 mod control;
+mod crash_barrier;
+mod crash_handling;
 mod factory;
 mod lifecycle;
 mod pool;
@@ -25,6 +27,8 @@ mod resilience;
 mod scheduler;
 pub mod script;
 mod service;
+mod session_store;
+mod sessions;
 mod stats;
 mod stream;
 
@@ -37,9 +41,12 @@ struct PoolReadmeDoctests;
 struct ProjectReadmeDoctests;
 
 pub use builder::PoolBuilder;
+pub use crash_barrier::CrashKind;
+pub use crash_handling::CrashBarrierStats;
 pub use factory::{WorkerFactory, WorkerHandle};
 pub use pool::{Pool, PoolService};
 pub use pool_set::PoolSet;
 pub use service::{CallMode, WorkerCall, WorkerReply, WorkerService};
+pub use session_store::{Session, SessionEvent, SessionOptions};
 pub use snakepit_worker::cleanup::CleanupOutcome;
 pub use stats::{PoolStats, WorkerInfo, WorkerState};

@@ -21,10 +21,13 @@ use tokio::task::JoinHandle;
 use tower::{Service, ServiceExt};
 
 use crate::builder::{PoolBuilder, UserLayer};
+use crate::crash_barrier::{CrashBarrier, Verdict};
+use crate::crash_handling::CrashBarrierStats;
 use crate::factory::{ProcessWorkers, WorkerFactory};
 use crate::lifecycle::PoolWorker;
 use crate::scheduler::{Acquire, Scheduler};
 use crate::service::{Checkout, WorkerCall, WorkerReply, WorkerService};
+use crate::session_store::SessionStore;
 use crate::stats::{Counters, PoolStats, WorkerInfo};
 
 /// Longest pause between attempts to replace a worker that keeps failing to start.
@@ -40,6 +43,12 @@ pub(crate) struct Inner {
     layers: Vec<UserLayer>,
     pub(crate) scheduler: Mutex<Scheduler<Arc<PoolWorker>>>,
     pub(crate) counters: Counters,
+    /// The pool's sessions (TTL, bound, affinity), swept by a background task.
+    pub(crate) sessions: Mutex<SessionStore>,
+    /// Worker slots, crash history and device taints.
+    pub(crate) barrier: Mutex<CrashBarrier>,
+    /// The crash that stopped the last slot, for error messages.
+    pub(crate) last_crash: Mutex<Option<String>>,
     shutting_down: AtomicBool,
     /// Set by [`Pool::kill`]: no replacements, no new calls (shutdown still drains).
     killed: AtomicBool,
@@ -160,6 +169,9 @@ impl Pool {
         let inner = Arc::new(Inner {
             scheduler: Mutex::new(Scheduler::new(config.max_queue_size)),
             counters: Counters::default(),
+            sessions: Mutex::new(SessionStore::new(&config.name, config.sessions)),
+            barrier: Mutex::new(CrashBarrier::new(config.crash_barrier)),
+            last_crash: Mutex::new(None),
             shutting_down: AtomicBool::new(false),
             killed: AtomicBool::new(false),
             tasks: Mutex::new(Vec::new()),
@@ -188,6 +200,8 @@ impl Pool {
         inner.track(starter);
         let checks = tokio::spawn(inner.clone().lifecycle_checks());
         inner.track(checks);
+        let sweeper = tokio::spawn(inner.clone().sweep_sessions());
+        inner.track(sweeper);
         tracing::info!(pool = %inner.config.name, run_id = %inner.run.run_id(), size = inner.config.pool_size, "pool starting");
         Ok(Self { inner, call })
     }
@@ -321,6 +335,11 @@ impl Pool {
         self.inner.stats()
     }
 
+    /// Returns what the crash barrier saw: stopped slots, crashes by kind, tainted devices.
+    pub fn crash_barrier_stats(&self) -> CrashBarrierStats {
+        self.inner.crash_barrier_stats()
+    }
+
     /// Lists the live workers.
     pub fn list_workers(&self) -> Vec<WorkerInfo> {
         let Ok(s) = self.inner.scheduler.lock() else {
@@ -433,7 +452,7 @@ async fn run(
     req: WorkerCall,
 ) -> Result<WorkerReply, Error> {
     inner.counters.requests.fetch_add(1, Ordering::Relaxed);
-    let result = call.oneshot(req).await;
+    let result = crate::crash_handling::with_crash_retry(&inner, call, req).await;
     if result.is_err() {
         inner.counters.errors.fetch_add(1, Ordering::Relaxed);
     }
@@ -507,14 +526,41 @@ impl Inner {
             Ok(s) => (s.worker_count(), s.queued(), s.availability()),
             Err(_) => (0, 0, (0, 0)),
         };
-        self.counters.snapshot(workers, queued, available, busy)
+        let mut stats = self.counters.snapshot(workers, queued, available, busy);
+        stats.sessions = self.sessions.lock().map(|s| s.len()).unwrap_or(0);
+        stats.stopped_slots = self
+            .barrier
+            .lock()
+            .map(|b| b.stopped_slots().len())
+            .unwrap_or(0);
+        stats
+    }
+
+    /// Takes a worker for `call` (its session's worker first) and binds the session to it.
+    pub(crate) async fn checkout(
+        self: Arc<Self>,
+        call: &ToolCall,
+        avoid: &[WorkerId],
+    ) -> Result<Lease, Error> {
+        if let Some(e) = self.crash_loop_error() {
+            return Err(e);
+        }
+        let session = call.options.session_id.as_ref();
+        if let Some(sid) = session {
+            self.route_session(sid)?;
+        }
+        let lease = self.clone().take_worker(call, avoid).await?;
+        if let Some(sid) = session {
+            self.session_bound(sid, &lease.id);
+        }
+        Ok(lease)
     }
 
     /// Takes a worker for `call`, queueing up to `pool_queue_timeout` when all are busy.
     ///
     /// Ready workers (breaker not open) that are not in `avoid` (the workers earlier attempts
     /// of the call failed on) are preferred.
-    pub(crate) async fn checkout(
+    async fn take_worker(
         self: Arc<Self>,
         call: &ToolCall,
         avoid: &[WorkerId],
@@ -546,10 +592,12 @@ impl Inner {
         let outcome = tokio::time::timeout(self.config.queue_timeout, &mut rx).await;
         match outcome {
             Ok(Ok((id, worker))) => Ok(Lease::new(self, (id, worker))),
-            Ok(Err(_)) => Err(Error::pool(format!(
-                "pool '{}' shut down while the request was queued",
-                self.config.name
-            ))),
+            Ok(Err(_)) => Err(self.crash_loop_error().unwrap_or_else(|| {
+                Error::pool(format!(
+                    "pool '{}' shut down while the request was queued",
+                    self.config.name
+                ))
+            })),
             Err(_) => {
                 let cancelled = self
                     .scheduler
@@ -608,9 +656,12 @@ impl Inner {
         )
     }
 
-    /// Starts one worker; on success adds it to the scheduler and starts its monitor.
-    pub(crate) async fn start_one(self: &Arc<Self>, id: WorkerId) -> Result<(), Error> {
+    /// Starts one worker in a free slot; on success adds it to the scheduler and starts its
+    /// monitor. A failure is a start-up crash of the slot: it carries the error and the crash
+    /// barrier's verdict, which says when to retry, if.
+    pub(crate) async fn start_one(self: &Arc<Self>, id: WorkerId) -> Result<(), StartFailure> {
         let started = Instant::now();
+        let slot = self.take_slot();
         let worker = match self.factory.start(id.clone()).await {
             Ok(handle) => Arc::new(PoolWorker::new(handle, &self.resilience, &self.layers)),
             Err(e) => {
@@ -618,13 +669,23 @@ impl Inner {
                 if let Ok(mut last) = self.last_start_error.lock() {
                     *last = Some(e.to_string());
                 }
-                return Err(e);
+                if self.is_shutting_down() {
+                    self.give_back_slot(slot);
+                    return Err(StartFailure {
+                        verdict: Verdict::Stop { crashes: 0 },
+                        error: e,
+                    });
+                }
+                let verdict = self.start_failed(slot, &e);
+                return Err(StartFailure { verdict, error: e });
             }
         };
         if self.is_shutting_down() {
+            self.give_back_slot(slot);
             worker.stop().await;
             return Ok(());
         }
+        self.assign_slot(&id, slot);
         tracing::info!(target: "snakepit::pool", pool = %self.config.name, worker = %id, pid = worker.pid().unwrap_or(0), duration_ms = started.elapsed().as_millis() as u64, "worker spawned");
         if let Ok(mut s) = self.scheduler.lock() {
             s.add_worker(
@@ -647,10 +708,19 @@ impl Inner {
             let mut backoff = Duration::from_millis(100);
             while !self.is_shutting_down() {
                 let id = self.next_worker_id();
-                if self.start_one(id).await.is_ok() {
-                    return;
-                }
-                tokio::time::sleep(backoff).await;
+                let wait = match self.start_one(id).await {
+                    Ok(()) => return,
+                    // The crash barrier stopped the slot: it keeps failing to start.
+                    Err(StartFailure {
+                        verdict: Verdict::Stop { .. },
+                        ..
+                    }) => return,
+                    Err(StartFailure {
+                        verdict: Verdict::Restart(wait),
+                        ..
+                    }) => wait,
+                };
+                tokio::time::sleep(backoff.max(wait)).await;
                 backoff = (backoff * 2).min(MAX_RESTART_BACKOFF);
             }
         })
@@ -685,9 +755,19 @@ async fn initial_startup(inner: Arc<Inner>) {
             async move { inner.start_one(id).await }
         }))
         .await;
-        for _ in results.iter().filter(|r| r.is_err()) {
-            let retry = tokio::spawn(inner.clone().start_with_retry());
-            inner.track(retry);
+        for r in &results {
+            if let Err(StartFailure {
+                verdict: Verdict::Restart(wait),
+                ..
+            }) = r
+            {
+                let (again, wait) = (inner.clone(), *wait);
+                let retry = tokio::spawn(async move {
+                    tokio::time::sleep(wait).await;
+                    again.start_with_retry().await;
+                });
+                inner.track(retry);
+            }
         }
         started += n;
         if started < size {
@@ -697,24 +777,42 @@ async fn initial_startup(inner: Arc<Inner>) {
     inner.initial_round_done.send_replace(true);
 }
 
+/// Why a worker did not start: the factory's error, and what the crash barrier makes of it.
+#[derive(Debug)]
+pub(crate) struct StartFailure {
+    /// When to retry, if at all.
+    pub(crate) verdict: Verdict,
+    /// What went wrong.
+    pub(crate) error: Error,
+}
+
 /// Waits for a worker's process to end; unless the pool is stopping, replaces it.
 async fn monitor(inner: Arc<Inner>, id: WorkerId, worker: Arc<PoolWorker>) {
     let exit = worker.exited().await;
     if inner.is_shutting_down() || worker.retiring.load(Ordering::SeqCst) {
         // Shutdown or recycling: the exit was asked for, and any replacement is under way.
+        inner.release_slot(&id);
         return;
     }
-    tracing::warn!(target: "snakepit::pool", pool = %inner.config.name, worker = %id, pid = worker.pid().unwrap_or(0), exit = %exit.description, "worker exited; replacing it");
-    inner
-        .counters
-        .worker_restarts
-        .fetch_add(1, Ordering::Relaxed);
+    tracing::warn!(target: "snakepit::pool", pool = %inner.config.name, worker = %id, pid = worker.pid().unwrap_or(0), exit = %exit.description, "worker exited");
     if let Ok(mut s) = inner.scheduler.lock() {
         s.remove_worker(&id);
         inner.ready_workers.send_replace(s.worker_count());
     }
     drop(worker);
-    let replacement = tokio::spawn(inner.clone().start_with_retry());
+    // The crash barrier decides: restart after a backoff (or the device's taint), or stop the slot.
+    let Verdict::Restart(wait) = inner.worker_exited(&id, &exit) else {
+        return;
+    };
+    inner
+        .counters
+        .worker_restarts
+        .fetch_add(1, Ordering::Relaxed);
+    let again = inner.clone();
+    let replacement = tokio::spawn(async move {
+        tokio::time::sleep(wait).await;
+        again.start_with_retry().await;
+    });
     inner.track(replacement);
 }
 

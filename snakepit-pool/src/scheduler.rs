@@ -235,6 +235,26 @@ impl<W: Clone> Scheduler<W> {
     pub(crate) fn session_worker(&self, session: &SessionId) -> Option<&WorkerId> {
         self.sessions.get(session)
     }
+
+    /// Drops a session's affinity (it expired, was deleted, or prefers moving to waiting).
+    pub(crate) fn forget_session(&mut self, session: &SessionId) {
+        self.sessions.remove(session);
+        if self.sessions.capacity() > 64 && self.sessions.capacity() > 4 * self.sessions.len() {
+            self.sessions.shrink_to(self.sessions.len() * 2);
+        }
+    }
+
+    /// Whether worker `id` is present and can take a call now.
+    pub(crate) fn has_free_capacity(&self, id: &WorkerId) -> bool {
+        self.slots.get(id).is_some_and(|s| s.load < s.capacity)
+    }
+
+    /// Answers every queued request by dropping it (their callers see the queue closed).
+    pub(crate) fn clear_queue(&mut self) -> usize {
+        let n = self.queue.len();
+        self.queue.clear();
+        n
+    }
 }
 
 #[cfg(test)]

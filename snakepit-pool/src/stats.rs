@@ -15,6 +15,7 @@ pub(crate) struct Counters {
     pub(crate) pool_saturated: AtomicU64,
     pub(crate) worker_restarts: AtomicU64,
     pub(crate) recycled: AtomicU64,
+    pub(crate) crash_retries: AtomicU64,
 }
 
 impl Counters {
@@ -37,6 +38,9 @@ impl Counters {
             workers,
             available,
             busy,
+            sessions: 0,
+            stopped_slots: 0,
+            crash_retries: get(&self.crash_retries),
         }
     }
 }
@@ -64,6 +68,12 @@ pub struct PoolStats {
     pub available: usize,
     /// Workers with at least one call in flight.
     pub busy: usize,
+    /// Sessions in the pool's session store.
+    pub sessions: usize,
+    /// Worker slots the crash barrier stopped restarting (the pool runs that many short).
+    pub stopped_slots: usize,
+    /// Calls retried on another worker after their worker died under them.
+    pub crash_retries: u64,
 }
 
 /// One live worker, as `list_workers` reports it.

@@ -14,7 +14,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use serde_json::json;
 use snakepit_core::config::{LaunchContract, PoolConfig, StartMode, TransportKind};
-use snakepit_core::{CallOptions, ErrorKind};
+use snakepit_core::{CallOptions, ErrorKind, SessionId};
 use snakepit_pool::Pool;
 use support::eventually;
 
@@ -127,6 +127,16 @@ async fn original_style_server_serves_ping_echo_stream_errors_and_sessions() {
         .await
         .unwrap();
     assert_eq!(other.json["value"], json!(null));
+    // The original's server initialized "cart-7" on the host; deleting it drops it there
+    // (that server serves no CleanupSession of its own).
+    assert!(pool
+        .delete_session(&SessionId::from("cart-7"))
+        .await
+        .unwrap());
+    assert!(!pool
+        .delete_session(&SessionId::from("cart-7"))
+        .await
+        .unwrap());
 
     // The worker has heartbeated the host for a while now and is still the same process.
     let pid = pool.list_workers()[0].pid;

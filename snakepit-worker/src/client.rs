@@ -10,7 +10,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use hyper_util::rt::TokioIo;
 use snakepit_core::config::TransportKind;
-use snakepit_core::{ChunkStream, Error, Payload, ToolCall, WorkerId};
+use snakepit_core::{ChunkStream, Error, Payload, SessionId, ToolCall, WorkerId};
 use snakepit_proto::pb;
 use tonic::transport::{Channel, Endpoint, Uri};
 
@@ -178,6 +178,24 @@ impl WorkerClient {
             .await
             .map_err(|s| wire::status_to_error(self.worker.as_str(), "Ping", &s, None))?;
         Ok(started.elapsed())
+    }
+
+    /// Sends `CleanupSession`: the worker drops the session and runs the adapter's
+    /// `cleanup_session` hook. Returns whether the worker knew the session.
+    pub async fn cleanup_session(&self, session: &SessionId) -> Result<bool, Error> {
+        // Session control rides the gRPC control channel, whichever transport carries calls.
+        let resp = self
+            .control
+            .cleanup_session(session.to_string())
+            .await
+            .map_err(|s| wire::status_to_error(self.worker.as_str(), "CleanupSession", &s, None))?;
+        if !resp.success {
+            return Err(Error::worker(
+                &self.worker,
+                format!("the adapter's cleanup_session failed for session '{session}'"),
+            ));
+        }
+        Ok(resp.resources_cleaned > 0)
     }
 
     /// Runs one tool call.

@@ -367,6 +367,11 @@ impl Worker {
         self.client.execute_stream(call).await
     }
 
+    /// Tells the worker to drop session `session` (`CleanupSession`); true if it had it.
+    pub async fn cleanup_session(&self, session: &snakepit_core::SessionId) -> Result<bool, Error> {
+        self.client.cleanup_session(session).await
+    }
+
     /// Returns how the process ended, or `None` while it runs.
     pub fn exit_info(&self) -> Option<ExitInfo> {
         self.process.exit_info()

@@ -5,6 +5,7 @@
 //! becomes one pool named `default`. [`SnakepitConfig::pool_configs`] returns every pool
 //! with each default filled in and validated.
 
+mod crash_barrier;
 mod error;
 mod gpu_profiler;
 mod launch;
@@ -13,6 +14,7 @@ mod python;
 mod seed_keys;
 #[cfg(test)]
 mod seed_keys_tests;
+mod sessions;
 mod start_mode;
 #[cfg(test)]
 mod tests;
@@ -22,6 +24,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+pub use crash_barrier::{CrashBarrierSettings, CrashBarrierTable, CrashRetry};
 pub use error::ConfigError;
 pub use gpu_profiler::{GpuProfilerSettings, GpuProfilerTable, DEFAULT_GPU_PROFILER_INTERVAL};
 pub use launch::LaunchContract;
@@ -36,6 +39,10 @@ pub use python::{
 pub use seed_keys::{
     CleanupConfig, HostBridgeListen, RogueCleanupTable, ThreadLimitsTable, WorkerOutput,
     SEED_ADAPTER_MODULE,
+};
+pub use sessions::{
+    SessionAffinity, SessionSettings, SessionStoreTable, DEFAULT_MAX_SESSIONS,
+    DEFAULT_SESSION_CLEANUP_INTERVAL, DEFAULT_SESSION_TTL,
 };
 pub use start_mode::StartMode;
 pub use zero_copy::{ZeroCopySettings, ZeroCopyTable, DEFAULT_ZERO_COPY_THRESHOLD};
@@ -114,6 +121,10 @@ pub struct SnakepitConfig {
     pub retry: Option<toml::Table>,
     /// Global resilience timeouts.
     pub timeouts: Option<toml::Table>,
+    /// Global session store defaults (`session_store = { default_ttl, cleanup_interval, ... }`).
+    pub session_store: Option<SessionStoreTable>,
+    /// Global crash barrier defaults (`crash_barrier = { enabled, max_restarts, ... }`).
+    pub crash_barrier: Option<CrashBarrierTable>,
     /// GPU sampling by the host (`gpu_profiler = { enabled, interval_ms }`).
     pub gpu_profiler: Option<GpuProfilerTable>,
     /// Shared-memory transfer of large arrays (`zero_copy = { enabled, threshold_bytes }`).

@@ -8,7 +8,10 @@ use serde::Deserialize;
 
 use super::launch::LaunchContract;
 use super::start_mode::{is_module_path, validate_preload};
-use super::{ConfigError, SnakepitConfig, StartMode};
+use super::{
+    ConfigError, CrashBarrierSettings, CrashBarrierTable, SessionSettings, SessionStoreTable,
+    SnakepitConfig, StartMode,
+};
 
 /// The bundled showcase adapter, used when nothing else is configured.
 pub const DEFAULT_ADAPTER: &str = "snakepit_bridge.adapters.showcase.ShowcaseAdapter";
@@ -261,6 +264,10 @@ pub struct PoolTable {
     pub thread_limits: Option<super::ThreadLimitsTable>,
     /// This pool's zero-copy options, over the global `zero_copy` table.
     pub zero_copy: Option<super::ZeroCopyTable>,
+    /// Session store options of this pool (over the global `session_store`).
+    pub session_store: Option<SessionStoreTable>,
+    /// Crash barrier options of this pool (over the global `crash_barrier`).
+    pub crash_barrier: Option<CrashBarrierTable>,
 }
 
 /// A pool's configuration with every default filled in and validated.
@@ -342,6 +349,10 @@ pub struct PoolConfig {
     pub thread_limits: BTreeMap<String, String>,
     /// When arrays travel through the worker's shared-memory arena.
     pub zero_copy: super::ZeroCopySettings,
+    /// Session store settings (TTL, sweep interval, bound, affinity).
+    pub sessions: SessionSettings,
+    /// Crash barrier settings (crash-loop limit, idempotent retry, device taint).
+    pub crash_barrier: CrashBarrierSettings,
 }
 
 impl PoolConfig {
@@ -739,6 +750,18 @@ fn normalize_table(
             t.zero_copy.as_ref(),
             &key("zero_copy"),
         )?,
+        sessions: cfg
+            .session_store
+            .clone()
+            .unwrap_or_default()
+            .merged(t.session_store.as_ref())
+            .settings(&format!("{path}."))?,
+        crash_barrier: cfg
+            .crash_barrier
+            .clone()
+            .unwrap_or_default()
+            .merged(t.crash_barrier.as_ref())
+            .settings(&format!("{path}."))?,
     };
     config.validate()?;
     Ok(config)

@@ -102,3 +102,28 @@ pub async fn eventually(timeout: Duration, mut cond: impl FnMut() -> bool) -> bo
     }
     cond()
 }
+
+/// A pool of the fault-test adapter (python/tests/fault_adapter.py), configured by `tweak`, ready.
+pub async fn fault_pool(size: usize, tweak: impl FnOnce(&mut PoolConfig)) -> Pool {
+    fault_pool_on(TransportKind::default(), size, tweak).await
+}
+
+/// A pool of `size` workers running `fault_adapter.FaultAdapter` on `transport`, ready to serve.
+pub async fn fault_pool_on(
+    transport: TransportKind,
+    size: usize,
+    tweak: impl FnOnce(&mut PoolConfig),
+) -> Pool {
+    let tests = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("python")
+        .join("tests");
+    ready_pool_on(transport, size, |c| {
+        c.adapter_spec = "fault_adapter.FaultAdapter".into();
+        c.adapter_args = vec!["--adapter".into(), c.adapter_spec.clone()];
+        c.adapter_env
+            .insert("PYTHONPATH".into(), tests.display().to_string());
+        tweak(c);
+    })
+    .await
+}

@@ -67,6 +67,26 @@ impl GrpcTransport {
         );
         self.inner.clone().ping(req).await.map(|_| ())
     }
+
+    /// Sends `CleanupSession` for `session_id` with a 10 s deadline.
+    pub(crate) async fn cleanup_session(
+        &self,
+        session_id: String,
+    ) -> Result<pb::CleanupSessionResponse, tonic::Status> {
+        let req = self.request(
+            pb::CleanupSessionRequest {
+                session_id,
+                force: true,
+            },
+            Some(Duration::from_secs(10)),
+            "cleanup-session",
+        );
+        self.inner
+            .clone()
+            .cleanup_session(req)
+            .await
+            .map(|r| r.into_inner())
+    }
 }
 
 impl Transport for GrpcTransport {
