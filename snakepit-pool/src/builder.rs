@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use snakepit_core::config::PoolConfig;
 use snakepit_core::{BoxError, Error};
+#[cfg(feature = "host-bridge")]
 use snakepit_worker::host_bridge::HostTools;
 use tower::{Layer, Service, ServiceExt};
 
@@ -31,6 +32,7 @@ pub(crate) type UserLayer = Arc<dyn Fn(WorkerService) -> WorkerService + Send + 
 #[must_use = "a builder does nothing until `start` is called"]
 pub struct PoolBuilder {
     pub(crate) config: PoolConfig,
+    #[cfg(feature = "host-bridge")]
     pub(crate) host_tools: HostTools,
     pub(crate) layers: Vec<UserLayer>,
     pub(crate) factory: Option<Box<dyn WorkerFactory>>,
@@ -50,12 +52,14 @@ impl PoolBuilder {
     pub(crate) fn new(config: PoolConfig) -> Self {
         Self {
             config,
+            #[cfg(feature = "host-bridge")]
             host_tools: HostTools::default(),
             layers: Vec::new(),
             factory: None,
         }
     }
 
+    #[cfg(feature = "host-bridge")]
     /// Offers `tools` to Python: adapters call them with
     /// `session_context.call_elixir_tool(name, {...})` over the run's private host socket.
     pub fn host_tools(mut self, tools: HostTools) -> Self {

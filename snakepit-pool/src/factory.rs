@@ -6,9 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use snakepit_core::config::{LaunchContract, PoolConfig};
+#[cfg(feature = "host-bridge")]
+use snakepit_core::config::LaunchContract;
+use snakepit_core::config::PoolConfig;
 use snakepit_core::{ChunkStream, Error, Payload, SessionId, ToolCall, WorkerId};
 use snakepit_worker::cleanup::{cleanup_run, CleanupOutcome};
+#[cfg(feature = "host-bridge")]
 use snakepit_worker::host_bridge::{HostBridge, HostSessions};
 use snakepit_worker::registry::ProcessRegistry;
 use snakepit_worker::{ExitInfo, RunContext, Worker, WorkerSpec};
@@ -81,6 +84,7 @@ pub(crate) struct ProcessWorkers {
     python: std::path::PathBuf,
     run: Arc<RunContext>,
     registry: Arc<ProcessRegistry>,
+    #[cfg(feature = "host-bridge")]
     host_bridge: HostBridge,
 }
 
@@ -90,13 +94,14 @@ impl ProcessWorkers {
         python: std::path::PathBuf,
         run: Arc<RunContext>,
         registry: ProcessRegistry,
-        host_bridge: HostBridge,
+        #[cfg(feature = "host-bridge")] host_bridge: HostBridge,
     ) -> Self {
         Self {
             config,
             python,
             run,
             registry: Arc::new(registry),
+            #[cfg(feature = "host-bridge")]
             host_bridge,
         }
     }
@@ -113,27 +118,31 @@ impl WorkerFactory for ProcessWorkers {
 
     fn start(&self, id: WorkerId) -> BoxFuture<'_, Result<Arc<dyn WorkerHandle>, Error>> {
         Box::pin(async move {
+            #[allow(unused_mut)]
             let mut spec = WorkerSpec::new(id.clone(), self.config.clone(), self.python.clone());
-            let address = match self.config.launch_contract {
-                LaunchContract::Native => self.host_bridge.address(),
-                // The original's client reaches the host over loopback TCP only.
-                LaunchContract::Snakepit => self
-                    .host_bridge
-                    .tcp_address()
-                    .unwrap_or(self.host_bridge.address()),
-            };
-            spec.host_address = Some(address.to_owned());
+            #[cfg(feature = "host-bridge")]
+            {
+                let address = match self.config.launch_contract {
+                    LaunchContract::Native => self.host_bridge.address(),
+                    // The original's client reaches the host over loopback TCP only.
+                    LaunchContract::Snakepit => self
+                        .host_bridge
+                        .tcp_address()
+                        .unwrap_or(self.host_bridge.address()),
+                };
+                spec.host_address = Some(address.to_owned());
+            }
             let worker = Worker::start(spec, self.run.clone()).await?;
             if let Err(e) = self.registry.register(id.as_str(), worker.pid()) {
                 tracing::warn!(worker = %id, error = %e, "cannot record the worker in the process registry");
             }
-            // The original's server keeps no sessions of its own: they live on the host bridge.
-            let host_sessions = (self.config.launch_contract == LaunchContract::Snakepit)
-                .then(|| self.host_bridge.sessions().clone());
             Ok(Arc::new(ProcessWorker {
                 worker,
                 registry: self.registry.clone(),
-                host_sessions,
+                // The original's server keeps no sessions of its own: they live on the host bridge.
+                #[cfg(feature = "host-bridge")]
+                host_sessions: (self.config.launch_contract == LaunchContract::Snakepit)
+                    .then(|| self.host_bridge.sessions().clone()),
             }) as Arc<dyn WorkerHandle>)
         })
     }
@@ -146,6 +155,7 @@ struct ProcessWorker {
     registry: Arc<ProcessRegistry>,
     /// The host bridge's sessions, for a `launch_contract = "snakepit"` worker: its sessions
     /// are dropped there, since the original's server serves no `CleanupSession`.
+    #[cfg(feature = "host-bridge")]
     host_sessions: Option<HostSessions>,
 }
 
@@ -185,13 +195,12 @@ impl WorkerHandle for ProcessWorker {
     }
 
     fn cleanup_session<'a>(&'a self, session: &'a SessionId) -> BoxFuture<'a, Result<bool, Error>> {
-        match &self.host_sessions {
-            Some(sessions) => {
-                let had = sessions.cleanup(session.as_str());
-                Box::pin(async move { Ok(had) })
-            }
-            None => Box::pin(self.worker.cleanup_session(session)),
+        #[cfg(feature = "host-bridge")]
+        if let Some(sessions) = &self.host_sessions {
+            let had = sessions.cleanup(session.as_str());
+            return Box::pin(async move { Ok(had) });
         }
+        Box::pin(self.worker.cleanup_session(session))
     }
 
     fn stop(&self) -> BoxFuture<'_, ()> {

@@ -13,6 +13,7 @@ use serde_json::Value;
 use snakepit_core::config::{LaunchContract, PoolConfig, WorkerProfile};
 use snakepit_core::{CallOptions, ChunkStream, Error, Payload, RunId, ToolCall, WorkerId};
 use snakepit_resilience::ResilienceStack;
+#[cfg(feature = "host-bridge")]
 use snakepit_worker::host_bridge::{HostBridge, HostTools};
 use snakepit_worker::registry::{default_registry_dir, sweep_orphans, ProcessRegistry};
 use snakepit_worker::RunContext;
@@ -37,6 +38,7 @@ pub(crate) struct Inner {
     pub(crate) config: PoolConfig,
     run: Arc<RunContext>,
     pub(crate) factory: Box<dyn WorkerFactory>,
+    #[cfg(feature = "host-bridge")]
     host_tools: HostTools,
     /// The worker-level half of the resilience stack (breaker, attempt timeout).
     resilience: ResilienceStack,
@@ -143,6 +145,7 @@ impl Pool {
         Self::builder(config).start().await
     }
 
+    #[cfg(feature = "host-bridge")]
     /// Like [`Pool::start`], offering `host_tools` to Python: adapters call them with
     /// `session_context.call_elixir_tool(name, {...})` over the run's private host socket.
     pub async fn start_with_host_tools(
@@ -155,6 +158,7 @@ impl Pool {
     pub(crate) async fn start_from(builder: PoolBuilder) -> Result<Self, Error> {
         let PoolBuilder {
             config,
+            #[cfg(feature = "host-bridge")]
             host_tools,
             layers,
             factory,
@@ -164,7 +168,15 @@ impl Pool {
         let run = RunContext::new()?;
         let factory = match factory {
             Some(factory) => factory,
-            None => Box::new(process_factory(&config, &run, host_tools.clone()).await?),
+            None => Box::new(
+                process_factory(
+                    &config,
+                    &run,
+                    #[cfg(feature = "host-bridge")]
+                    host_tools.clone(),
+                )
+                .await?,
+            ),
         };
         let inner = Arc::new(Inner {
             scheduler: Mutex::new(Scheduler::new(config.max_queue_size)),
@@ -181,6 +193,7 @@ impl Pool {
             next_index: AtomicU64::new(1),
             run,
             factory,
+            #[cfg(feature = "host-bridge")]
             host_tools,
             resilience: stack.clone(),
             layers,
@@ -350,6 +363,7 @@ impl Pool {
             .collect()
     }
 
+    #[cfg(feature = "host-bridge")]
     /// Returns the tools the host offers to this pool's workers (register more at any time).
     pub fn host_tools(&self) -> &HostTools {
         &self.inner.host_tools
@@ -821,7 +835,7 @@ async fn monitor(inner: Arc<Inner>, id: WorkerId, worker: Arc<PoolWorker>) {
 async fn process_factory(
     config: &PoolConfig,
     run: &Arc<RunContext>,
-    host_tools: HostTools,
+    #[cfg(feature = "host-bridge")] host_tools: HostTools,
 ) -> Result<ProcessWorkers, Error> {
     let python = snakepit_worker::python_env::ensure_python_for(
         config.python_executable.as_deref(),
@@ -840,16 +854,28 @@ async fn process_factory(
     }
     let registry = ProcessRegistry::create(&registry_dir, run.run_id())?;
     registry.record_run_dir(run.dir())?;
-    let mut host_bridge = HostBridge::start_on(run, host_tools, &config.host_bridge).await?;
+    #[cfg(feature = "host-bridge")]
+    let host_bridge = {
+        let mut bridge = HostBridge::start_on(run, host_tools, &config.host_bridge).await?;
+        if config.launch_contract == LaunchContract::Snakepit {
+            // Original-style servers dial the host over loopback TCP without a token.
+            bridge.listen_loopback_tcp().await?;
+        }
+        bridge
+    };
+    #[cfg(not(feature = "host-bridge"))]
     if config.launch_contract == LaunchContract::Snakepit {
-        // Original-style servers dial the host over loopback TCP without a token.
-        host_bridge.listen_loopback_tcp().await?;
+        return Err(Error::pool(format!(
+            "pools[{}].launch_contract = \"snakepit\" needs the host bridge (the original's server calls the host before it serves): build snakepit-pool with its host-bridge feature, or use launch_contract = \"native\"",
+            config.name
+        )));
     }
     Ok(ProcessWorkers::new(
         config.clone(),
         python,
         run.clone(),
         registry,
+        #[cfg(feature = "host-bridge")]
         host_bridge,
     ))
 }

@@ -5,9 +5,13 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::Value;
-use snakepit_core::config::{GpuProfilerSettings, SnakepitConfig};
+#[cfg(feature = "gpu-profiler")]
+use snakepit_core::config::GpuProfilerSettings;
+use snakepit_core::config::SnakepitConfig;
 use snakepit_core::{CallOptions, ChunkStream, Error, Payload};
+#[cfg(feature = "gpu-profiler")]
 use snakepit_hardware::{GpuProfiler, GpuProfilerConfig, GpuSample, Hardware, ProfilerStats};
+#[cfg(feature = "gpu-profiler")]
 use tokio::sync::{broadcast, Mutex};
 
 use crate::{Pool, PoolStats};
@@ -17,6 +21,7 @@ use crate::{Pool, PoolStats};
 pub struct PoolSet {
     pools: BTreeMap<String, Pool>,
     /// Samples the host's NVIDIA GPUs while the pools run; taken and stopped at shutdown.
+    #[cfg(feature = "gpu-profiler")]
     gpu_profiler: Mutex<Option<GpuProfiler>>,
     /// `pooling_enabled = false`: nothing started, every call is refused naming the key.
     pooling_disabled: bool,
@@ -31,9 +36,26 @@ impl PoolSet {
     /// (the default) and NVIDIA GPUs are found, a GPU profiler samples them every
     /// `gpu_profiler.interval_ms` until [`PoolSet::shutdown`].
     pub async fn start(config: &SnakepitConfig) -> Result<Self, Error> {
-        Self::start_with_hardware(config, Hardware::global()).await
+        #[cfg(feature = "gpu-profiler")]
+        return Self::start_with_hardware(config, Hardware::global()).await;
+        #[cfg(not(feature = "gpu-profiler"))]
+        {
+            let configs = config.pool_configs()?;
+            if !config.pooling_enabled() {
+                tracing::info!("pooling_enabled = false: no pool started");
+                return Ok(Self {
+                    pools: BTreeMap::new(),
+                    pooling_disabled: true,
+                });
+            }
+            Ok(Self {
+                pools: start_pools(configs).await?,
+                pooling_disabled: false,
+            })
+        }
     }
 
+    #[cfg(feature = "gpu-profiler")]
     /// Like [`PoolSet::start`], finding GPUs with `hardware` (its detector settings say where
     /// the vendors' tools are, which lets tests use recorded outputs).
     pub async fn start_with_hardware(
@@ -117,13 +139,17 @@ impl PoolSet {
 
     /// Stops every pool; returns once all their worker processes are gone.
     pub async fn shutdown(&self) {
-        let profiler = self.gpu_profiler.lock().await.take();
-        if let Some(profiler) = profiler {
-            profiler.stop().await;
+        #[cfg(feature = "gpu-profiler")]
+        {
+            let profiler = self.gpu_profiler.lock().await.take();
+            if let Some(profiler) = profiler {
+                profiler.stop().await;
+            }
         }
         futures::future::join_all(self.pools.values().map(Pool::shutdown)).await;
     }
 
+    #[cfg(feature = "gpu-profiler")]
     /// Returns the GPU profiler's statistics, or `None` when the host is not sampling GPUs
     /// (disabled, no NVIDIA GPU found, or shut down).
     pub async fn gpu_profiler_stats(&self) -> Option<ProfilerStats> {
@@ -131,6 +157,7 @@ impl PoolSet {
         profiler.as_ref()?.stats().await.ok()
     }
 
+    #[cfg(feature = "gpu-profiler")]
     /// Receives every GPU sample taken from now on, or `None` when the host is not sampling.
     pub async fn gpu_samples(&self) -> Option<broadcast::Receiver<GpuSample>> {
         Some(self.gpu_profiler.lock().await.as_ref()?.subscribe())
@@ -145,9 +172,14 @@ fn pooling_disabled_error(pool: &str) -> Error {
 }
 
 /// Starts every pool; on a failure stops the ones already started.
+///
+/// Every pool's resilience tables are checked first, so a bad one starts nothing.
 async fn start_pools(
     configs: Vec<snakepit_core::config::PoolConfig>,
 ) -> Result<BTreeMap<String, Pool>, Error> {
+    for pool_config in &configs {
+        crate::resilience::stack_for(pool_config)?;
+    }
     let mut pools = BTreeMap::new();
     for pool_config in configs {
         let name = pool_config.name.clone();
@@ -166,6 +198,7 @@ async fn start_pools(
     Ok(pools)
 }
 
+#[cfg(feature = "gpu-profiler")]
 /// Starts the GPU profiler when it is enabled and `hardware` finds NVIDIA GPUs.
 async fn start_gpu_profiler(
     settings: GpuProfilerSettings,

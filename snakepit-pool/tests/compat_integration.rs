@@ -169,6 +169,24 @@ async fn plain_class_adapter_without_base_class_loads_and_serves_on(
         vec![json!(2), json!(1)]
     );
     pool.shutdown().await;
+
+    // An async execute_tool runs on the worker's main loop on either transport, and an async
+    // generator it returns streams.
+    let pool = fixture_pool("registry_adapter.AsyncPlainAdapter", transport, start_mode).await;
+    let pong = pool
+        .execute("ping", json!({}), CallOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        pong.json,
+        json!({"status": "ok", "adapter": "async", "main_thread": true}),
+        "{transport:?} {start_mode:?}"
+    );
+    assert_eq!(
+        collect(&pool, "countdown", json!({"n": 3})).await,
+        vec![json!(3), json!(2), json!(1)]
+    );
+    pool.shutdown().await;
 }
 
 #[tokio::test]

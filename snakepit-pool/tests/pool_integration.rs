@@ -434,6 +434,7 @@ async fn pool_set_routes_calls_to_named_pools_with_their_own_profiles(transport:
 }
 }
 
+#[cfg(feature = "host-bridge")]
 on_both_transports! {
 #[tokio::test]
 async fn python_tools_call_host_tools_and_get_their_results(transport: TransportKind) {

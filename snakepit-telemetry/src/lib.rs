@@ -62,6 +62,7 @@ impl LogLevel {
     }
 }
 
+#[cfg(feature = "subscriber")]
 /// Installs a stderr `tracing` subscriber: `SNAKEPIT_LOG` (an env-filter) wins over `level`.
 ///
 /// Returns false when a global subscriber was already set (then nothing changes).

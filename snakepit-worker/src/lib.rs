@@ -14,7 +14,9 @@
 pub mod cleanup;
 mod client;
 mod heartbeat;
+#[cfg(feature = "host-bridge")]
 pub mod host_bridge;
+#[cfg(feature = "host-bridge")]
 mod host_sessions;
 mod process;
 pub mod python_env;

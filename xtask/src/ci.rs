@@ -14,6 +14,7 @@ pub(crate) fn run() -> Result<()> {
         "-D",
         "warnings",
     ]))?;
+    crate::deps::check()?;
     let python = crate::bootstrap::run(false)?;
     crate::codegen::run(true)?;
     sh(cargo()

@@ -4,6 +4,7 @@ mod bench;
 mod bootstrap;
 mod ci;
 mod codegen;
+mod deps;
 mod examples;
 mod util;
 

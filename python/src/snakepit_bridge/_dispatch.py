@@ -22,13 +22,12 @@ from typing import Any, AsyncIterator, Dict, Optional
 
 from google.protobuf import any_pb2
 
-from . import _shm, telemetry
+from . import _shm, telemetry, thread_safety_checker
 from ._adapter import BaseAdapter, StreamChunk, ToolSpec
-from . import thread_safety_checker
 from ._compat import PLAIN_RESULTS, adapter_tools, checked, context_setter, execute_tool_spec, has_execute_tool, is_result_iterator
 from ._context import SessionContext
 from ._proto import snakepit_bridge_pb2 as pb
-from ._typecheck import argument_problems
+from ._typecheck import ArgumentChecks
 from ._wire import TYPE_URL_PREFIX, decode_parameters, encode_any, encode_json, error_object, simple_error
 
 log = logging.getLogger("snakepit_bridge.server")
@@ -88,9 +87,17 @@ class Dispatcher:
         """The cached :class:`_CallPlan` of ``tool`` (built on first use for tools added later)."""
         plan = self._plans.get(tool.func)
         if plan is None:
-            plan = _CallPlan(tool.func)
+            plan = _CallPlan(tool)
             self._plans[tool.func] = plan
         return plan
+
+    def execute_spec(self, name: str) -> ToolSpec:
+        """The spec that sends calls of ``name`` to the adapter's ``execute_tool`` (made once per name)."""
+        spec = self._execute_specs.get(name)
+        if spec is None:
+            spec = execute_tool_spec(self.adapter, name, self.tools.get(name))
+            self._execute_specs[name] = spec
+        return spec
 
     # -- sessions and call set-up ------------------------------------------------------------
     def session(self, session_id: str, metadata=None) -> Dict[str, Any]:
@@ -114,32 +121,28 @@ class Dispatcher:
             message = f"cannot read the array arguments of tool '{name}': {exc}"
             return None, kwargs, simple_error("ZeroCopyError", message, name, request.session_id, kwargs.keys())
         if self._execute_tool:
-            spec = self._execute_specs.get(name)
-            if spec is None:
-                spec = execute_tool_spec(self.adapter, name, self.tools.get(name))
-                self._execute_specs[name] = spec
-            return spec, kwargs, None
+            return self.execute_spec(name), kwargs, None
         tool = self.tools.get(name)
         if tool is None:
             available = ", ".join(sorted(self.tools)) or "(none)"
             message = f"unknown tool '{name}' for adapter {type(self.adapter).__name__}; available tools: {available}"
             return None, kwargs, simple_error("UnknownToolError", message, name, request.session_id, kwargs.keys())
         problems = []
-        known = {p.name for p in tool.parameters}
-        unexpected = sorted(k for k in kwargs if k not in known)
-        if unexpected and not tool.accepts_any_kwargs:
-            problems.append("unexpected argument(s) " + ", ".join(repr(k) for k in unexpected))
-        missing = [p.name for p in tool.parameters if p.required and p.name not in kwargs]
-        if missing:
-            problems.append("missing required argument(s) " + ", ".join(repr(k) for k in missing))
         plan = self.plan(tool)
+        if not tool.accepts_any_kwargs and not plan.known.issuperset(kwargs):
+            unexpected = sorted(k for k in kwargs if k not in plan.known)
+            problems.append("unexpected argument(s) " + ", ".join(repr(k) for k in unexpected))
+        if plan.required:
+            missing = [name for name in plan.required if name not in kwargs]
+            if missing:
+                problems.append("missing required argument(s) " + ", ".join(repr(k) for k in missing))
         if not problems and plan.needs_bind:
             try:
                 plan.signature.bind(**kwargs)
             except TypeError as exc:
                 problems.append(str(exc))
         if not problems:
-            problems.extend(argument_problems(tool.func, kwargs))
+            problems.extend(plan.checks.problems(kwargs))
         if problems:
             accepted = ", ".join(
                 f"{p.name}: {p.type}{'' if p.required else ' = ' + repr(p.default)}" for p in tool.parameters
@@ -204,8 +207,9 @@ class Dispatcher:
         if plan.is_asyncgen:
             source = tool.func(**kwargs)
         elif plan.is_generator:
-            make = functools.partial(tool.func, **kwargs)
-            source = _iterate_inline(make) if inline else self._iterate_in_thread(make)
+            # Creating a generator runs none of its code: it is driven where the items are taken.
+            gen = tool.func(**kwargs)
+            source = _iterate_inline(gen) if inline else self._iterate_in_thread(gen)
         else:
             result = await self.call(tool, kwargs, inline)
             if not is_result_iterator(result):
@@ -223,9 +227,9 @@ class Dispatcher:
         """An async generator over a returned (sync or async) iterator."""
         if hasattr(iterator, "__anext__"):
             return _aiter(iterator)
-        return _iterate_inline(lambda: iterator) if inline else self._iterate_in_thread(lambda: iterator)
+        return _iterate_inline(iterator) if inline else self._iterate_in_thread(iterator)
 
-    async def _iterate_in_thread(self, make_iterator):
+    async def _iterate_in_thread(self, gen):
         """Run a sync generator on the tool executor, handing items over a one-slot queue.
 
         The slot gives backpressure: the generator is resumed only after its previous item
@@ -251,7 +255,6 @@ class Dispatcher:
                         return False
 
         def produce() -> None:
-            gen = make_iterator()
             try:
                 for item in gen:
                     if not hand_over((_ITEM, item)):
@@ -424,24 +427,40 @@ class _CallPlan:
 
     ``needs_bind`` is False when the explicit unexpected/missing checks of
     :meth:`Dispatcher.prepare` already decide everything ``Signature.bind`` would (no
-    positional-only parameters), so the hot path skips the bind.
+    positional-only parameters), so the hot path skips the bind. ``known`` and ``required``
+    are the parameter names, ``checks`` the annotation checks of the arguments.
     """
 
-    __slots__ = ("signature", "is_coroutine", "is_asyncgen", "is_generator", "needs_bind")
+    __slots__ = (
+        "signature",
+        "is_coroutine",
+        "is_asyncgen",
+        "is_generator",
+        "runs_at_home",
+        "needs_bind",
+        "known",
+        "required",
+        "checks",
+    )
 
-    def __init__(self, func: Any) -> None:
+    def __init__(self, tool: ToolSpec) -> None:
+        func = tool.func
+        self.known = frozenset(p.name for p in tool.parameters)
+        self.required = tuple(p.name for p in tool.parameters if p.required)
+        self.checks = ArgumentChecks(func)
         self.signature = inspect.signature(func)
         self.is_coroutine = inspect.iscoroutinefunction(func)
         self.is_asyncgen = inspect.isasyncgenfunction(func)
         self.is_generator = inspect.isgeneratorfunction(func)
+        # Async tools run on the worker's main loop (the fast transport hands them over).
+        self.runs_at_home = self.is_coroutine or self.is_asyncgen
         self.needs_bind = any(
             p.kind is inspect.Parameter.POSITIONAL_ONLY for p in self.signature.parameters.values()
         )
 
 
-async def _iterate_inline(make_iterator):
+async def _iterate_inline(gen):
     """Drive a sync iterator on the calling thread; closing the iterator closes a generator."""
-    gen = make_iterator()
     try:
         for item in gen:
             yield item

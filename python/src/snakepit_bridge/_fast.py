@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import inspect
 import json
 import logging
 import os
@@ -294,11 +293,10 @@ class FastConnection(asyncio.Protocol):
 
     # -- calls ---------------------------------------------------------------------------------
     def _runs_at_home(self, request) -> bool:
-        """Async tools run on the worker's main loop, like on gRPC."""
-        tool = self.dispatcher.tools.get(request.tool_name)
-        return tool is not None and (
-            inspect.iscoroutinefunction(tool.func) or inspect.isasyncgenfunction(tool.func)
-        )
+        """Async tools (an async ``execute_tool`` too) run on the worker's main loop, like on gRPC."""
+        d = self.dispatcher
+        tool = d.execute_spec(request.tool_name) if d._execute_tool else d.tools.get(request.tool_name)
+        return tool is not None and d.plan(tool).runs_at_home
 
     async def _unary(self, request_id: int, request, deadline, cancelled: threading.Event) -> None:
         try:

@@ -321,6 +321,10 @@ def _arrow_ipc(table) -> Optional[bytes]:
     return sink.getvalue()
 
 
+# Values that never carry an array at the level encode_result looks at.
+_PLAIN = frozenset({str, int, float, bool, type(None), dict, list, tuple})
+
+
 def encode_result(result: Any) -> Tuple[Any, Optional[bytes]]:
     """Place large arrays of a result in shared memory; returns ``(result, inline bytes)``.
 
@@ -380,8 +384,14 @@ def encode_result(result: Any) -> Tuple[Any, Optional[bytes]]:
         return value, None
 
     if not isinstance(result, (dict, list)):
+        if type(result) in _PLAIN:
+            return result, None
         return place(result, True)
-    # Arrays one or two levels down (dicts of arrays, lists of arrays) are placed too.
+    # Arrays one or two levels down (dicts of arrays, lists of arrays) are placed too; the
+    # common result of plain JSON values goes back as it is, without a copy.
+    values = result.values() if isinstance(result, dict) else result
+    if all(type(v) in _PLAIN for v in values):
+        return result, None
     if isinstance(result, dict):
         out = {}
         for k, v in result.items():

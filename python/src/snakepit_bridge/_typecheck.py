@@ -134,26 +134,54 @@ def _all_match(values, annotation: Any) -> Any:
     return True
 
 
+class ArgumentChecks:
+    """The annotation checks of one tool, worked out once when the tool is loaded.
+
+    Only parameters with an annotation this module may understand are kept, so a tool without
+    annotations (or annotated only with ``Any``) costs one empty-dict test per call.
+    """
+
+    __slots__ = ("checks",)
+
+    def __init__(self, func: Callable[..., Any]) -> None:
+        self.checks: Dict[str, tuple] = {}
+        hints = _hints(func)
+        if not hints:
+            return
+        try:
+            params = inspect.signature(func).parameters
+        except (TypeError, ValueError):
+            return
+        for name, param in params.items():
+            annotation = hints.get(name, inspect.Parameter.empty)
+            if annotation is inspect.Parameter.empty or annotation is Any or annotation is object:
+                continue
+            self.checks[name] = (annotation, param.default is None)
+
+    def problems(self, kwargs: Dict[str, Any]) -> List[str]:
+        """Return one problem per argument whose value does not match its annotation."""
+        checks = self.checks
+        if not checks:
+            return []
+        problems = []
+        for name, value in kwargs.items():
+            check = checks.get(name)
+            if check is None:
+                continue
+            annotation, none_default = check
+            if value is None and none_default:
+                continue
+            if _matches(value, annotation) is False:
+                shown = repr(value)
+                if len(shown) > 40:
+                    shown = shown[:37] + "..."
+                problems.append(f"argument '{name}' must be {_describe(annotation)}, got {_kind(value)} {shown}")
+        return problems
+
+
 def argument_problems(func: Callable[..., Any], kwargs: Dict[str, Any]) -> List[str]:
-    """Return one problem per argument whose value does not match its parameter's annotation."""
-    hints = _hints(func)
-    if not hints:
-        return []
-    try:
-        params = inspect.signature(func).parameters
-    except (TypeError, ValueError):
-        return []
-    problems = []
-    for name, value in kwargs.items():
-        param: Optional[inspect.Parameter] = params.get(name)
-        if param is None or name not in hints:
-            continue
-        if value is None and param.default is None:
-            continue
-        annotation = hints[name]
-        if _matches(value, annotation) is False:
-            shown = repr(value)
-            if len(shown) > 40:
-                shown = shown[:37] + "..."
-            problems.append(f"argument '{name}' must be {_describe(annotation)}, got {_kind(value)} {shown}")
-    return problems
+    """Return one problem per argument whose value does not match its parameter's annotation.
+
+    Works the checks out on every call; the dispatcher keeps an :class:`ArgumentChecks` per tool.
+    """
+    return ArgumentChecks(func).problems(kwargs)

@@ -5,6 +5,7 @@
 ``execute_tool`` that does not subclass ``BaseAdapter`` at all (the original's template).
 """
 
+import asyncio
 import datetime
 import threading
 
@@ -153,6 +154,25 @@ class PlainAdapter:
         if tool_name == "countdown":
             return (i for i in range(int(arguments.get("n", 3)), 0, -1))
         raise ValueError(f"Unknown tool: {tool_name}")
+
+
+class AsyncPlainAdapter:
+    """A plain adapter whose ``execute_tool`` is a coroutine (async tools run on the main loop)."""
+
+    async def execute_tool(self, tool_name, arguments, context):
+        await asyncio.sleep(0)
+        if tool_name == "ping":
+            on_main = threading.current_thread() is threading.main_thread()
+            return {"status": "ok", "adapter": "async", "main_thread": on_main}
+        if tool_name == "countdown":
+            return _countdown(int(arguments.get("n", 3)))
+        raise ValueError(f"Unknown tool: {tool_name}")
+
+
+async def _countdown(n):
+    for i in range(n, 0, -1):
+        await asyncio.sleep(0)
+        yield i
 
 
 class SharedCounterAdapter(ThreadSafeAdapter):
