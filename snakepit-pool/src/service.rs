@@ -222,6 +222,7 @@ async fn attempt(inner: Arc<Inner>, req: WorkerCall) -> Result<WorkerReply, Erro
             ))))
         }
         Ok(Err(e)) => {
+            let e = at_call_limit(e, limit);
             lease.worker.record_error(&e);
             // A dead worker leaves scheduling at once, before its monitor sees the exit, so a
             // retry is not handed it again.
@@ -239,6 +240,17 @@ async fn attempt(inner: Arc<Inner>, req: WorkerCall) -> Result<WorkerReply, Erro
             lease.worker.record_error(&e);
             Err(e)
         }
+    }
+}
+
+/// A worker's timeout names the limit of its attempt (what was left when it was sent, a
+/// little less than the call's); the caller set the call's, so the error names that one.
+pub(crate) fn at_call_limit(e: Error, limit: Option<Duration>) -> Error {
+    match (e, limit) {
+        (Error::Timeout { operation, .. }, Some(limit)) if limit != Duration::MAX => {
+            Error::timeout(operation, limit)
+        }
+        (e, _) => e,
     }
 }
 

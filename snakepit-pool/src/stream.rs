@@ -12,6 +12,7 @@ use snakepit_core::{Chunk, ChunkStream, Error};
 use tokio::time::{Instant, Sleep};
 
 use crate::pool::{Inner, Lease};
+use crate::service::at_call_limit;
 
 pin_project_lite::pin_project! {
     /// Yields the worker's chunks until the final one; past the deadline, one timeout error.
@@ -60,6 +61,7 @@ impl Stream for LeasedStream {
         }
         match this.inner.as_mut().poll_next(cx) {
             Poll::Ready(item) => {
+                let item = item.map(|r| r.map_err(|e| at_call_limit(e, Some(*this.timeout))));
                 let end = match &item {
                     None | Some(Err(_)) => true,
                     Some(Ok(chunk)) => chunk.is_final,

@@ -16,6 +16,27 @@ class HostToolError(RuntimeError):
     """Raised when a host tool reports a failure."""
 
 
+class CancelFlag:
+    """Whether a call's caller went away: set once by the transport, read by the tool.
+
+    The cheap stand-in for a ``threading.Event`` a call needs (assigning and reading one
+    attribute is atomic in CPython), created for every call; ``threading.Event`` works too.
+    """
+
+    __slots__ = ("_set",)
+
+    def __init__(self) -> None:
+        self._set = False
+
+    def set(self) -> None:
+        """Mark the call as cancelled."""
+        self._set = True
+
+    def is_set(self) -> bool:
+        """Whether the call was cancelled."""
+        return self._set
+
+
 class SessionContext:
     """What a tool call knows about its caller: session, request metadata and deadline.
 
@@ -30,7 +51,7 @@ class SessionContext:
         deadline: Optional[float] = None,
         host_address: Optional[str] = None,
         token: Optional[str] = None,
-        cancelled: Optional[threading.Event] = None,
+        cancelled: Optional[Any] = None,
         *,
         stub: Any = None,
     ) -> None:
@@ -43,7 +64,7 @@ class SessionContext:
         self._deadline = deadline
         self._host_address = host_address
         self._token = token
-        self._cancelled = cancelled if cancelled is not None else threading.Event()
+        self._cancelled = cancelled if cancelled is not None else CancelFlag()
 
     @property
     def cancelled(self) -> bool:

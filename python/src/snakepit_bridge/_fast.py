@@ -29,6 +29,7 @@ from typing import Dict, Optional
 import grpc
 from google.protobuf.message import DecodeError
 
+from ._context import CancelFlag
 from ._dispatch import Dispatcher, ToolCallError
 from ._proto import snakepit_bridge_pb2 as pb
 
@@ -185,6 +186,9 @@ class FastConnection(asyncio.Protocol):
         self.credits: Dict[int, _Credit] = {}
         self.writable = asyncio.Event()
         self.writable.set()
+        # Frames to send, written in one go at the end of the loop iteration that made them.
+        self.out: list = []
+        self.flush_scheduled = False
 
     # -- asyncio.Protocol ----------------------------------------------------------------------
     def connection_made(self, transport) -> None:
@@ -221,6 +225,7 @@ class FastConnection(asyncio.Protocol):
             body = bytes(buf[4 + HEADER_LEN : 4 + length])
             del buf[: 4 + length]
             self._frame(request_id, kind, body)
+        self._flush()
 
     # -- frames --------------------------------------------------------------------------------
     def _frame(self, request_id: int, kind: int, body: bytes) -> None:
@@ -241,7 +246,9 @@ class FastConnection(asyncio.Protocol):
                 return self._protocol_error(f"undecodable ExecuteToolRequest: {exc}")
             timeout_ms = int.from_bytes(body[:4], "big")
             deadline = time.monotonic() + timeout_ms / 1000.0 if timeout_ms else None
-            cancelled = threading.Event()
+            cancelled = CancelFlag()
+            if kind == CALL and self._eager(request):
+                return self._unary_now(request_id, request, deadline, cancelled)
             self.cancels[request_id] = cancelled
             run = self._unary if kind == CALL else self._stream
             self.tasks[request_id] = asyncio.get_running_loop().create_task(
@@ -266,15 +273,30 @@ class FastConnection(asyncio.Protocol):
 
     def _send(self, request_id: int, kind: int, body: bytes = b"") -> None:
         if not self.closed and self.transport is not None:
-            self.transport.write(frame(request_id, kind, body))
+            self.out.append(frame(request_id, kind, body))
+            if not self.flush_scheduled:
+                self.flush_scheduled = True
+                asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        """Write the frames made since the last flush, in order, with one write."""
+        self.flush_scheduled = False
+        out = self.out
+        if not out or self.transport is None or self.transport.is_closing():
+            out.clear()
+            return
+        data = out[0] if len(out) == 1 else b"".join(out)
+        out.clear()
+        self.transport.write(data)
 
     def _protocol_error(self, message: str) -> None:
         log.error("closing a fast connection: %s", message)
         self.close()
 
     def close(self) -> None:
-        """Close the connection; its running calls are cancelled."""
+        """Close the connection (after the frames already made); its running calls are cancelled."""
         if not self.closed:
+            self._flush()
             self.closed = True
             if self.transport is not None:
                 self.transport.close()
@@ -298,23 +320,70 @@ class FastConnection(asyncio.Protocol):
         tool = d.execute_spec(request.tool_name) if d._execute_tool else d.tools.get(request.tool_name)
         return tool is not None and d.plan(tool).runs_at_home
 
-    async def _unary(self, request_id: int, request, deadline, cancelled: threading.Event) -> None:
+    def _eager(self, request) -> bool:
+        """Whether a call runs to its end inside the frame handler: on the process profile a
+        sync, non-generator tool never waits for the loop, so it needs no task of its own."""
+        if not self.server.inline:
+            return False
+        d = self.dispatcher
+        tool = d.execute_spec(request.tool_name) if d._execute_tool else d.tools.get(request.tool_name)
+        if tool is None:
+            return True  # answered at once with the unknown-tool error
+        plan = d.plan(tool)
+        return not (plan.runs_at_home or plan.is_generator)
+
+    def _unary_now(self, request_id: int, request, deadline, cancelled) -> None:
+        """Run an eager call: drive the dispatcher's coroutine by hand; should it wait after
+        all (a sync tool that returned an awaitable), a task finishes it."""
+        call = self.dispatcher.execute(request, deadline, inline=True, cancelled=cancelled)
+        try:
+            waiting = call.send(None)
+        except StopIteration as done:
+            self._answer(request_id, request, done.value)
+            return
+        self.cancels[request_id] = cancelled
+        self.tasks[request_id] = asyncio.get_running_loop().create_task(
+            self._finish(request_id, request, call, waiting, cancelled)
+        )
+
+    async def _finish(self, request_id: int, request, call, waiting, cancelled) -> None:
+        """Go on driving a started call the way a task would, then answer it."""
+        try:
+            while True:
+                if waiting is not None:
+                    await asyncio.wait([waiting])
+                try:
+                    waiting = call.send(None)
+                except StopIteration as done:
+                    self._answer(request_id, request, done.value)
+                    return
+        except asyncio.CancelledError:
+            cancelled.set()
+            call.close()
+        finally:
+            self.tasks.pop(request_id, None)
+            self.cancels.pop(request_id, None)
+
+    def _answer(self, request_id: int, request, response) -> None:
+        data = response.SerializeToString()
+        if not self._too_large(request_id, f"response of call '{request.tool_name}'", len(data)):
+            self._send(request_id, RESPONSE, data)
+
+    async def _unary(self, request_id: int, request, deadline, cancelled) -> None:
         try:
             call = self.dispatcher.execute(request, deadline, inline=self.server.inline, cancelled=cancelled)
             if self._runs_at_home(request):
                 response = await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(call, self.server.home_loop))
             else:
                 response = await call
-            data = response.SerializeToString()
-            if not self._too_large(request_id, f"response of call '{request.tool_name}'", len(data)):
-                self._send(request_id, RESPONSE, data)
+            self._answer(request_id, request, response)
         except asyncio.CancelledError:
             cancelled.set()  # the host forgot this request; nothing to answer
         finally:
             self.tasks.pop(request_id, None)
             self.cancels.pop(request_id, None)
 
-    async def _stream(self, request_id: int, request, deadline, cancelled: threading.Event) -> None:
+    async def _stream(self, request_id: int, request, deadline, cancelled) -> None:
         credit = _Credit(STREAM_WINDOW)
         self.credits[request_id] = credit
         chunks = self.dispatcher.stream(request, deadline, inline=self.server.inline, cancelled=cancelled)
