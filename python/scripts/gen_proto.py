@@ -32,6 +32,7 @@ def main() -> int:
                 f"-I{tmp}",
                 f"-I{well_known}",
                 f"--python_out={out}",
+                f"--pyi_out={out}",
                 f"--grpc_python_out={out}",
                 str(dest / "snakepit_bridge.proto"),
             ]

@@ -75,6 +75,34 @@ def test_call_without_token_is_unauthenticated(worker):
     assert e.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
 
+# Every RPC of the service and a request for it: the token interceptor guards them all.
+_EVERY_RPC = [
+    ("Ping", lambda: pb.PingRequest()),
+    ("InitializeSession", lambda: pb.InitializeSessionRequest(session_id="s")),
+    ("CleanupSession", lambda: pb.CleanupSessionRequest(session_id="s")),
+    ("GetSession", lambda: pb.GetSessionRequest(session_id="s")),
+    ("Heartbeat", lambda: pb.HeartbeatRequest()),
+    ("ExecuteTool", lambda: pb.ExecuteToolRequest(tool_name="ping")),
+    ("ExecuteStreamingTool", lambda: pb.ExecuteToolRequest(tool_name="ping")),
+    ("RegisterTools", lambda: pb.RegisterToolsRequest()),
+    ("GetExposedElixirTools", lambda: pb.GetExposedElixirToolsRequest()),
+    ("ExecuteElixirTool", lambda: pb.ExecuteElixirToolRequest(tool_name="t")),
+    ("StreamTelemetry", lambda: iter([pb.TelemetryControl()])),
+]
+
+
+@pytest.mark.parametrize("method,request_of", _EVERY_RPC, ids=[m for m, _ in _EVERY_RPC])
+def test_every_rpc_refuses_a_missing_or_wrong_token(worker, method, request_of):
+    call = getattr(worker.stub, method)
+    for metadata in ([], [("x-snakepit-token", "wrong")]):
+        with pytest.raises(grpc.RpcError) as e:
+            reply = call(request_of(), metadata=metadata, timeout=10)
+            if method in ("ExecuteStreamingTool", "StreamTelemetry"):
+                list(reply)  # a stream's status arrives when it is read
+        assert e.value.code() == grpc.StatusCode.UNAUTHENTICATED, method
+        assert "x-snakepit-token" in e.value.details()
+
+
 def test_async_tools_and_generators_and_mid_stream_failure(tmp_path):
     w = start_worker(tmp_path, adapter="lifecycle_adapter.LifecycleAdapter", extra_env={"MARKER_FILE": str(tmp_path / "m")})
     try:

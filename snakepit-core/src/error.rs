@@ -136,6 +136,9 @@ pub enum Error {
     Pool {
         /// What went wrong.
         message: String,
+        /// The underlying cause (an I/O error, a serialisation error, ...), when there is one.
+        #[source]
+        source: Option<BoxError>,
     },
     /// A worker failed outside the tool.
     #[error("worker {worker}: {message}")]
@@ -237,6 +240,16 @@ impl Error {
     pub fn pool(message: impl Into<String>) -> Self {
         Error::Pool {
             message: message.into(),
+            source: None,
+        }
+    }
+
+    /// Builds a [`Error::Pool`] caused by `source`; `message` says what was being done (and
+    /// may quote the cause, since many callers print only the message).
+    pub fn pool_from(message: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        Error::Pool {
+            message: message.into(),
+            source: Some(source.into()),
         }
     }
 
@@ -317,6 +330,20 @@ impl Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pool_errors_carry_their_cause_as_source() {
+        use std::error::Error as _;
+        let io = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "denied");
+        let err = Error::pool_from("cannot create /x: denied", io);
+        assert_eq!(err.to_string(), "pool error: cannot create /x: denied");
+        let source = err.source().expect("the cause is kept");
+        let io = source
+            .downcast_ref::<std::io::Error>()
+            .expect("as the io::Error it was");
+        assert_eq!(io.kind(), std::io::ErrorKind::PermissionDenied);
+        assert!(Error::pool("no cause").source().is_none());
+    }
 
     #[test]
     fn kind_of_walks_the_source_chain() {

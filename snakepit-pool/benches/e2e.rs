@@ -20,16 +20,7 @@ use snakepit_worker::{RunContext, Worker, WorkerSpec};
 #[path = "support/zygote_startup.rs"]
 mod zygote_startup;
 
-/// The groups of the suite, in the order they run.
-const GROUPS: &[&str] = &[
-    "latency",
-    "throughput",
-    "startup",
-    "payload",
-    "zero_copy",
-    "recovery",
-    "zygote",
-];
+include!("support/groups.rs");
 
 /// How much work each group does.
 #[derive(Debug, Clone, Copy)]

@@ -248,17 +248,23 @@ impl Pool {
                     return Ok(());
                 }
                 if *round.borrow_and_update() && *ready.borrow() == 0 {
+                    if let Some(e) = self.inner.crash_loop_error() {
+                        return Err(e);
+                    }
                     let why = self
                         .inner
                         .last_start_error
                         .lock()
                         .ok()
-                        .and_then(|e| e.clone())
-                        .unwrap_or_default();
-                    return Err(Error::pool(format!(
-                        "no worker of pool '{}' could start: {why}",
-                        self.inner.config.name
-                    )));
+                        .and_then(|e| e.clone());
+                    // Without a start-up error the workers started and have died since: their
+                    // replacements are under way, so keep waiting for them.
+                    if let Some(why) = why {
+                        return Err(Error::pool(format!(
+                            "no worker of pool '{}' could start: {why}",
+                            self.inner.config.name
+                        )));
+                    }
                 }
                 tokio::select! {
                     r = ready.changed() => if r.is_err() { return Err(Error::pool("pool is gone")) },

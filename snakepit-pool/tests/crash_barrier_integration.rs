@@ -246,3 +246,25 @@ async fn two_thousand_calls_under_random_sigkills_all_end_and_idempotent_ones_su
     pool.shutdown().await;
 }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn await_ready_waits_for_the_replacement_of_a_worker_that_died() {
+    let pool = fault_pool(1, |_| {}).await;
+    let err = pool
+        .execute("crash", json!({}), CallOptions::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::WorkerCrash, "{err}");
+    // No worker is ready now, and none failed to start: the replacement is awaited, not
+    // reported as "no worker could start".
+    pool.await_ready(Duration::from_secs(60))
+        .await
+        .expect("the replacement becomes ready");
+    assert_eq!(pool.stats().workers, 1);
+    let out = pool
+        .execute("whoami", json!({}), CallOptions::default())
+        .await
+        .unwrap();
+    assert!(out.json.is_number(), "{}", out.json);
+    pool.shutdown().await;
+}

@@ -85,13 +85,13 @@ impl ProcessRegistry {
             .mode(0o700)
             .create(dir)
             .map_err(|e| {
-                Error::pool(format!(
-                    "cannot create the process registry {}: {e}",
-                    dir.display()
-                ))
+                Error::pool_from(
+                    format!("cannot create the process registry {}: {e}", dir.display()),
+                    e,
+                )
             })?;
         let meta = std::fs::metadata(dir)
-            .map_err(|e| Error::pool(format!("cannot read {}: {e}", dir.display())))?;
+            .map_err(|e| Error::pool_from(format!("cannot read {}: {e}", dir.display()), e))?;
         if meta.permissions().mode() & 0o077 != 0 {
             return Err(Error::pool(format!(
                 "process registry {} is accessible to other users (mode {:o}); remove it or make it 0700",
@@ -121,15 +121,18 @@ impl ProcessRegistry {
             .lock()
             .map_err(|_| Error::pool("process registry lock poisoned"))?;
         let text = serde_json::to_vec_pretty(&*state)
-            .map_err(|e| Error::pool(format!("cannot encode the registry: {e}")))?;
+            .map_err(|e| Error::pool_from(format!("cannot encode the registry: {e}"), e))?;
         let tmp = self.path.with_extension("json.tmp");
         std::fs::write(&tmp, text)
             .and_then(|()| std::fs::rename(&tmp, &self.path))
             .map_err(|e| {
-                Error::pool(format!(
-                    "cannot write the process registry {}: {e}",
-                    self.path.display()
-                ))
+                Error::pool_from(
+                    format!(
+                        "cannot write the process registry {}: {e}",
+                        self.path.display()
+                    ),
+                    e,
+                )
             })
     }
 

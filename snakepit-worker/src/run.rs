@@ -28,12 +28,19 @@ impl RunContext {
         let dir = tempfile::Builder::new()
             .prefix(&format!("snakepit-{run_id}-"))
             .tempdir()
-            .map_err(|e| Error::pool(format!("cannot create the private run directory: {e}")))?;
+            .map_err(|e| {
+                Error::pool_from(format!("cannot create the private run directory: {e}"), e)
+            })?;
         // tempfile creates directories 0700 on Unix; set it explicitly so it never depends on that.
         {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).map_err(
-                |e| Error::pool(format!("cannot make {} private: {e}", dir.path().display())),
+                |e| {
+                    Error::pool_from(
+                        format!("cannot make {} private: {e}", dir.path().display()),
+                        e,
+                    )
+                },
             )?;
         }
         let mut bytes = [0u8; 32];

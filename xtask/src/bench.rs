@@ -7,16 +7,8 @@ use anyhow::{bail, Result};
 
 use crate::util::{cargo, project_root, sh};
 
-/// The end-to-end groups `--only` accepts.
-const GROUPS: &[&str] = &[
-    "latency",
-    "throughput",
-    "startup",
-    "payload",
-    "zero_copy",
-    "recovery",
-    "zygote",
-];
+// The end-to-end groups `--only` accepts, shared with the suite.
+include!("../../snakepit-pool/benches/support/groups.rs");
 
 /// The criterion micro-benches run after the end-to-end suite: (package, bench target).
 const MICRO_BENCHES: &[(&str, &str)] = &[

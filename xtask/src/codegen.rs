@@ -12,7 +12,11 @@ const PROTO_DIR: &str = "snakepit-proto/proto";
 const PROTO_FILE: &str = "snakepit_bridge.proto";
 const RUST_OUT: &str = "snakepit-proto/src/generated";
 const PY_OUT: &str = "python/src/snakepit_bridge/_proto";
-const PY_FILES: &[&str] = &["snakepit_bridge_pb2.py", "snakepit_bridge_pb2_grpc.py"];
+const PY_FILES: &[&str] = &[
+    "snakepit_bridge_pb2.py",
+    "snakepit_bridge_pb2.pyi",
+    "snakepit_bridge_pb2_grpc.py",
+];
 
 pub(crate) fn run(check: bool) -> Result<()> {
     let root = project_root();

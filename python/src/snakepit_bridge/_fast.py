@@ -182,7 +182,7 @@ class FastConnection(asyncio.Protocol):
         self.authenticated = False
         self.closed = False
         self.tasks: Dict[int, asyncio.Task] = {}
-        self.cancels: Dict[int, threading.Event] = {}
+        self.cancels: Dict[int, CancelFlag] = {}
         self.credits: Dict[int, _Credit] = {}
         self.writable = asyncio.Event()
         self.writable.set()

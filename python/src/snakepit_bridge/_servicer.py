@@ -10,7 +10,7 @@ import json
 import logging
 import threading
 import time
-from typing import Any, Dict, Optional
+from typing import Any, AsyncGenerator, AsyncIterator, Dict, Optional
 
 import grpc
 
@@ -27,6 +27,7 @@ __all__ = [
     "BridgeServicer",
     "CORRELATION_KEY",
     "TOKEN_KEY",
+    "TokenInterceptor",
     "apply_telemetry_control",
     "chunk_parts",
     "chunk_value",
@@ -86,13 +87,6 @@ class BridgeServicer(pb_grpc.BridgeServiceServicer):
         self.closing.set()
 
     # -- helpers -------------------------------------------------------------------------
-    async def _authorize(self, context) -> None:
-        if not self.token:
-            return
-        sent = dict(context.invocation_metadata() or ()).get(TOKEN_KEY, "")
-        if not hmac.compare_digest(str(sent).encode(), self.token.encode()):
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, f"missing or wrong {TOKEN_KEY} metadata")
-
     @staticmethod
     def _call_context(context):
         """The deadline (monotonic) and header correlation id of an RPC."""
@@ -101,28 +95,24 @@ class BridgeServicer(pb_grpc.BridgeServiceServicer):
         return deadline, dict(context.invocation_metadata() or ()).get(CORRELATION_KEY)
 
     # -- RPCs ----------------------------------------------------------------------------
-    async def Ping(self, request, context):
-        await self._authorize(context)
+    async def Ping(self, request: pb.PingRequest, context: grpc.aio.ServicerContext) -> pb.PingResponse:
         resp = pb.PingResponse(message=f"pong: {request.message}" if request.message else "pong")
         resp.server_time.GetCurrentTime()
         return resp
 
-    async def Heartbeat(self, request, context):
-        await self._authorize(context)
+    async def Heartbeat(self, request: pb.HeartbeatRequest, context: grpc.aio.ServicerContext) -> pb.HeartbeatResponse:
         resp = pb.HeartbeatResponse(session_valid=(not request.session_id) or request.session_id in self.sessions)
         resp.server_time.GetCurrentTime()
         return resp
 
-    async def InitializeSession(self, request, context):
-        await self._authorize(context)
+    async def InitializeSession(self, request: pb.InitializeSessionRequest, context: grpc.aio.ServicerContext) -> pb.InitializeSessionResponse:
         self.dispatcher.session(request.session_id, request.metadata)
         resp = pb.InitializeSessionResponse(success=True)
         for spec in self.tools.values():
             resp.available_tools[spec.name].CopyFrom(tool_spec_message(spec))
         return resp
 
-    async def CleanupSession(self, request, context):
-        await self._authorize(context)
+    async def CleanupSession(self, request: pb.CleanupSessionRequest, context: grpc.aio.ServicerContext) -> pb.CleanupSessionResponse:
         removed = self.sessions.pop(request.session_id, None)
         # The adapter's optional per-session hook: release what it kept for this session.
         hook = getattr(self.adapter, "cleanup_session", None)
@@ -136,22 +126,20 @@ class BridgeServicer(pb_grpc.BridgeServiceServicer):
                 return pb.CleanupSessionResponse(success=False, resources_cleaned=1 if removed else 0)
         return pb.CleanupSessionResponse(success=True, resources_cleaned=1 if removed else 0)
 
-    async def GetSession(self, request, context):
-        await self._authorize(context)
+    async def GetSession(self, request: pb.GetSessionRequest, context: grpc.aio.ServicerContext) -> pb.GetSessionResponse:
         session = self.sessions.get(request.session_id)
         if session is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no session '{request.session_id}' on this worker")
+            raise AssertionError("context.abort raises")
         resp = pb.GetSessionResponse(session_id=request.session_id, metadata=session["metadata"], tool_count=len(self.tools))
         resp.created_at.FromNanoseconds(int(session["created_at"] * 1e9))
         return resp
 
-    async def ExecuteTool(self, request, context):
-        await self._authorize(context)
+    async def ExecuteTool(self, request: pb.ExecuteToolRequest, context: grpc.aio.ServicerContext) -> pb.ExecuteToolResponse:
         deadline, correlation = self._call_context(context)
         return await self.dispatcher.execute(request, deadline, correlation, cancelled=threading.Event())
 
-    async def ExecuteStreamingTool(self, request, context):
-        await self._authorize(context)
+    async def ExecuteStreamingTool(self, request: pb.ExecuteToolRequest, context: grpc.aio.ServicerContext) -> AsyncGenerator[pb.ToolChunk, None]:
         deadline, correlation = self._call_context(context)
         chunks = self.dispatcher.stream(request, deadline, correlation, cancelled=threading.Event())
         failure: Optional[ToolCallError] = None
@@ -165,8 +153,9 @@ class BridgeServicer(pb_grpc.BridgeServiceServicer):
         if failure is not None:
             await context.abort(_STREAM_ABORT_CODES[failure.kind], json.dumps(failure.payload))
 
-    async def StreamTelemetry(self, request_iterator, context):
-        await self._authorize(context)
+    async def StreamTelemetry(
+        self, request_iterator: AsyncIterator[pb.TelemetryControl], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.TelemetryEvent]:
 
         async def follow_controls() -> None:
             async for control in request_iterator:
@@ -186,19 +175,63 @@ class BridgeServicer(pb_grpc.BridgeServiceServicer):
             controls.cancel()
             closing.cancel()
 
-    async def RegisterTools(self, request, context):
-        await self._authorize(context)
+    async def RegisterTools(self, request: pb.RegisterToolsRequest, context: grpc.aio.ServicerContext) -> pb.RegisterToolsResponse:
         await context.abort(grpc.StatusCode.UNIMPLEMENTED, "RegisterTools is served by the host, not by a worker")
 
-    async def GetExposedElixirTools(self, request, context):
-        await self._authorize(context)
+    async def GetExposedElixirTools(self, request: pb.GetExposedElixirToolsRequest, context: grpc.aio.ServicerContext) -> pb.GetExposedElixirToolsResponse:
         await context.abort(
             grpc.StatusCode.UNIMPLEMENTED, "GetExposedElixirTools is served by the host, not by a worker"
         )
 
-    async def ExecuteElixirTool(self, request, context):
-        await self._authorize(context)
+    async def ExecuteElixirTool(self, request: pb.ExecuteElixirToolRequest, context: grpc.aio.ServicerContext) -> pb.ExecuteElixirToolResponse:
         await context.abort(grpc.StatusCode.UNIMPLEMENTED, "ExecuteElixirTool is served by the host, not by a worker")
+
+
+class TokenInterceptor(grpc.aio.ServerInterceptor):
+    """Refuses every RPC whose ``x-snakepit-token`` metadata is not the run token.
+
+    The one place the worker's gRPC server checks the token: each method's handler is
+    replaced, before it runs, by one that aborts with ``UNAUTHENTICATED``. Without a token
+    (a worker started by hand) every call is served.
+    """
+
+    def __init__(self, token: Optional[str]) -> None:
+        self._token = token.encode() if token else None
+
+    async def intercept_service(self, continuation, handler_call_details):
+        handler = await continuation(handler_call_details)
+        if self._token is None or handler is None:
+            return handler
+        sent = dict(handler_call_details.invocation_metadata or ()).get(TOKEN_KEY, "")
+        if hmac.compare_digest(str(sent).encode(), self._token):
+            return handler
+        return _refusing(handler)
+
+
+_REFUSAL = f"missing or wrong {TOKEN_KEY} metadata"
+
+
+def _refusing(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    """A handler of the same shape as ``handler`` that aborts with ``UNAUTHENTICATED``."""
+
+    async def refuse(request, context):
+        await context.abort(grpc.StatusCode.UNAUTHENTICATED, _REFUSAL)
+
+    async def refuse_stream(request, context):
+        await context.abort(grpc.StatusCode.UNAUTHENTICATED, _REFUSAL)
+        yield  # pragma: no cover - abort raises; this makes the function a generator
+
+    options = {
+        "request_deserializer": handler.request_deserializer,
+        "response_serializer": handler.response_serializer,
+    }
+    if handler.unary_unary:
+        return grpc.unary_unary_rpc_method_handler(refuse, **options)
+    if handler.unary_stream:
+        return grpc.unary_stream_rpc_method_handler(refuse_stream, **options)
+    if handler.stream_unary:
+        return grpc.stream_unary_rpc_method_handler(refuse, **options)
+    return grpc.stream_stream_rpc_method_handler(refuse_stream, **options)
 
 
 def tool_spec_message(spec: ToolSpec) -> pb.ToolSpec:

@@ -30,7 +30,7 @@ from ._context import env_host_address, host_target
 from ._fast import FastServer, fast_address, max_message_bytes
 from ._proto import snakepit_bridge_pb2 as pb
 from ._proto import snakepit_bridge_pb2_grpc as pb_grpc
-from ._servicer import TOKEN_KEY, BridgeServicer, chunk_parts, chunk_value, tool_spec_message
+from ._servicer import TOKEN_KEY, BridgeServicer, TokenInterceptor, chunk_parts, chunk_value, tool_spec_message
 from ._threaded import is_thread_safe
 
 __all__ = ["BridgeServicer", "chunk_parts", "chunk_value", "main", "parse_args", "serve", "tool_spec_message"]
@@ -199,7 +199,7 @@ async def serve(args: argparse.Namespace) -> int:
     host_address = args.host_address or env_host_address()
     servicer = BridgeServicer(adapter, token, executor, host_address, args.worker_id)
     options = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1), ("grpc.so_reuseport", 0)]
-    server = grpc.aio.server(options=options)
+    server = grpc.aio.server(options=options, interceptors=[TokenInterceptor(token)])
     pb_grpc.add_BridgeServiceServicer_to_server(servicer, server)
     ready = _listen(server, args)
     await server.start()

@@ -7,34 +7,7 @@ use std::time::Duration;
 use snakepit_core::config::{PoolConfig, TransportKind};
 use snakepit_pool::Pool;
 
-/// Defines `mod <name> { fn fast(), fn grpc() }`: one test body, run once per transport.
-///
-/// ```ignore
-/// on_both_transports! {
-///     #[tokio::test]
-///     async fn calls_work(transport: TransportKind) { ... }
-/// }
-/// ```
-macro_rules! on_both_transports {
-    ($(#[$attr:meta])* async fn $name:ident($t:ident: TransportKind) $body:block) => {
-        mod $name {
-            #[allow(unused_imports)]
-            use super::*;
-
-            async fn body($t: snakepit_core::config::TransportKind) $body
-
-            $(#[$attr])*
-            async fn fast() {
-                body(snakepit_core::config::TransportKind::Fast).await
-            }
-
-            $(#[$attr])*
-            async fn grpc() {
-                body(snakepit_core::config::TransportKind::Grpc).await
-            }
-        }
-    };
-}
+include!("../../../snakepit-worker/tests/support/transports.rs");
 
 /// A showcase pool of `size` workers, configured by `tweak`, ready to serve.
 pub async fn ready_pool(size: usize, tweak: impl FnOnce(&mut PoolConfig)) -> Pool {

@@ -30,11 +30,12 @@ pub(crate) fn write_bridge(dir: &Path) -> Result<usize, Error> {
     for (name, bytes) in BRIDGE_FILES {
         let path = dir.join(name);
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| Error::pool(format!("cannot create {}: {e}", parent.display())))?;
+            std::fs::create_dir_all(parent).map_err(|e| {
+                Error::pool_from(format!("cannot create {}: {e}", parent.display()), e)
+            })?;
         }
         std::fs::write(&path, bytes)
-            .map_err(|e| Error::pool(format!("cannot write {}: {e}", path.display())))?;
+            .map_err(|e| Error::pool_from(format!("cannot write {}: {e}", path.display()), e))?;
     }
     Ok(BRIDGE_FILES.len())
 }

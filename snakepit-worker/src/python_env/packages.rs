@@ -44,7 +44,7 @@ pub async fn missing_packages(
         return Ok(Vec::new());
     }
     let list = serde_json::to_string(packages)
-        .map_err(|e| Error::pool(format!("cannot encode python_packages: {e}")))?;
+        .map_err(|e| Error::pool_from(format!("cannot encode python_packages: {e}"), e))?;
     let run = Command::new(python)
         .args(["-c", PROBE, &list])
         .stdin(Stdio::null())

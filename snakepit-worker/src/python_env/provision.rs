@@ -107,7 +107,7 @@ pub async fn setup_env(plan: &SetupPlan) -> Result<PathBuf, Error> {
         .map(|n| n.to_string_lossy().into_owned())
         .ok_or_else(|| Error::pool(format!("{} is not a folder name", dir.display())))?;
     std::fs::create_dir_all(&parent)
-        .map_err(|e| Error::pool(format!("cannot create {}: {e}", parent.display())))?;
+        .map_err(|e| Error::pool_from(format!("cannot create {}: {e}", parent.display()), e))?;
     let _lock = lock(&parent.join(format!(".{name}.lock"))).await?;
     let python = venv_python(dir);
     let complete = std::fs::read_to_string(dir.join(STAMP_FILE))
@@ -160,13 +160,14 @@ async fn lock(path: &Path) -> Result<nix::fcntl::Flock<std::fs::File>, Error> {
         .truncate(false)
         .write(true)
         .open(path)
-        .map_err(|e| Error::pool(format!("cannot open lock {}: {e}", path.display())))?;
+        .map_err(|e| Error::pool_from(format!("cannot open lock {}: {e}", path.display()), e))?;
     tokio::task::spawn_blocking(move || {
-        nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
-            .map_err(|(_, e)| Error::pool(format!("cannot lock the Python environment: {e}")))
+        nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive).map_err(|(_, e)| {
+            Error::pool_from(format!("cannot lock the Python environment: {e}"), e)
+        })
     })
     .await
-    .map_err(|e| Error::pool(format!("environment lock task failed: {e}")))?
+    .map_err(|e| Error::pool_from(format!("environment lock task failed: {e}"), e))?
 }
 
 /// Removes a folder when dropped unless disarmed: a failed build leaves nothing behind.
@@ -233,7 +234,7 @@ async fn build(plan: &SetupPlan, parent: &Path, name: &str) -> Result<(), Error>
     let python = venv_python(&tmp);
 
     let source = tempfile::tempdir()
-        .map_err(|e| Error::pool(format!("cannot create a temporary folder: {e}")))?;
+        .map_err(|e| Error::pool_from(format!("cannot create a temporary folder: {e}"), e))?;
     let target = match &plan.bridge {
         BridgeSource::Embedded => {
             let n = bundle::write_bridge(source.path())?;
@@ -276,24 +277,27 @@ async fn build(plan: &SetupPlan, parent: &Path, name: &str) -> Result<(), Error>
     )
     .await?;
     std::fs::write(tmp.join(STAMP_FILE), plan.stamp())
-        .map_err(|e| Error::pool(format!("cannot write the environment's stamp: {e}")))?;
+        .map_err(|e| Error::pool_from(format!("cannot write the environment's stamp: {e}"), e))?;
     relocate_scripts(&tmp, &plan.dir);
 
     // Swap into place: the old environment (if any) moves aside first, then goes.
     let old = parent.join(format!(".{name}.tmp-old-{}", std::process::id()));
     if plan.dir.exists() {
         std::fs::rename(&plan.dir, &old).map_err(|e| {
-            Error::pool(format!(
-                "cannot move the old {} aside: {e}",
-                plan.dir.display()
-            ))
+            Error::pool_from(
+                format!("cannot move the old {} aside: {e}", plan.dir.display()),
+                e,
+            )
         })?;
     }
     std::fs::rename(&tmp, &plan.dir).map_err(|e| {
-        Error::pool(format!(
-            "cannot move the new environment to {}: {e}",
-            plan.dir.display()
-        ))
+        Error::pool_from(
+            format!(
+                "cannot move the new environment to {}: {e}",
+                plan.dir.display()
+            ),
+            e,
+        )
     })?;
     guard.0 = None;
     let _ = std::fs::remove_dir_all(&old);
@@ -389,9 +393,10 @@ async fn run_step(cmd: &mut Command, what: &str, timeout: Duration) -> Result<()
         .spawn()
         .map_err(|e| {
             let program = cmd.as_std().get_program().to_string_lossy().into_owned();
-            Error::pool(format!(
-                "cannot {what}: cannot run {program}: {e} (is it installed and on PATH?)"
-            ))
+            Error::pool_from(
+                format!("cannot {what}: cannot run {program}: {e} (is it installed and on PATH?)"),
+                e,
+            )
         })?;
     let log = Arc::new(Mutex::new(Vec::<String>::new()));
     let readers = (
@@ -427,7 +432,7 @@ async fn run_step(cmd: &mut Command, what: &str, timeout: Duration) -> Result<()
                 output()
             )))
         }
-        Ok(Err(e)) => Err(Error::pool(format!("could not {what}: {e}"))),
+        Ok(Err(e)) => Err(Error::pool_from(format!("could not {what}: {e}"), e)),
         Ok(Ok(s)) if s.success() => Ok(()),
         Ok(Ok(s)) => Err(Error::pool(format!(
             "could not {what} ({s}); its output:\n{}",
