@@ -341,6 +341,11 @@ class FastConnection(asyncio.Protocol):
         except StopIteration as done:
             self._answer(request_id, request, done.value)
             return
+        except Exception as exc:  # noqa: BLE001 - a bug must not end the connection (data_received)
+            log.exception("fast call %d of '%s' failed outside the tool", request_id, request.tool_name)
+            message = f"the worker failed to run call '{request.tool_name}': {type(exc).__name__}: {exc}"
+            self._send(request_id, ERROR, error_body(grpc.StatusCode.INTERNAL, message))
+            return
         self.cancels[request_id] = cancelled
         self.tasks[request_id] = asyncio.get_running_loop().create_task(
             self._finish(request_id, request, call, waiting, cancelled)
