@@ -23,8 +23,60 @@ pub use crate::host_sessions::{HostSession, HostSessions};
 use crate::run::RunContext;
 use crate::wire;
 
-/// What a host tool handler returns: a JSON result, or an error message for Python.
-pub type HostToolFuture = Pin<Box<dyn Future<Output = Result<Value, String>> + Send>>;
+/// What a host tool handler returns: a JSON result, or a [`ToolFailure`] for the caller.
+pub type HostToolFuture = Pin<Box<dyn Future<Output = Result<Value, ToolFailure>> + Send>>;
+
+/// How a host tool handler failed: the caller's mistake or the tool's own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ToolFailureKind {
+    /// The arguments were wrong (missing, of the wrong type, out of range).
+    InvalidArguments,
+    /// The tool could not do its work.
+    Failed,
+}
+
+/// The error a host tool handler returns; Python's `HostToolError` carries its text.
+///
+/// `?` converts a `&str` or `String` into a [`ToolFailureKind::Failed`] failure, so handlers
+/// can write `args.get("id").ok_or("id is required")?`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}{message}", if *.kind == ToolFailureKind::InvalidArguments { "invalid arguments: " } else { "" })]
+pub struct ToolFailure {
+    /// Whose mistake it was.
+    pub kind: ToolFailureKind,
+    /// What went wrong, for the caller.
+    pub message: String,
+}
+
+impl ToolFailure {
+    /// The tool could not do its work.
+    pub fn failed(message: impl Into<String>) -> Self {
+        Self {
+            kind: ToolFailureKind::Failed,
+            message: message.into(),
+        }
+    }
+
+    /// The caller passed wrong arguments.
+    pub fn invalid_arguments(message: impl Into<String>) -> Self {
+        Self {
+            kind: ToolFailureKind::InvalidArguments,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<String> for ToolFailure {
+    fn from(message: String) -> Self {
+        Self::failed(message)
+    }
+}
+
+impl From<&str> for ToolFailure {
+    fn from(message: &str) -> Self {
+        Self::failed(message)
+    }
+}
 
 type Handler = Arc<dyn Fn(HostToolCall) -> HostToolFuture + Send + Sync>;
 
@@ -63,7 +115,7 @@ impl HostTool {
     pub fn new<F, Fut>(name: impl Into<String>, description: impl Into<String>, handler: F) -> Self
     where
         F: Fn(HostToolCall) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<Value, String>> + Send + 'static,
+        Fut: Future<Output = Result<Value, ToolFailure>> + Send + 'static,
     {
         Self {
             name: name.into(),
@@ -147,9 +199,9 @@ impl HostTools {
         let tool = self.get(name).ok_or_else(|| self.unknown(name))?;
         (tool.handler)(call)
             .await
-            .map_err(|message| HostToolError::Failed {
+            .map_err(|failure| HostToolError::Failed {
                 name: name.to_owned(),
-                message,
+                failure,
             })
     }
 
@@ -177,12 +229,13 @@ pub enum HostToolError {
         available: String,
     },
     /// The tool's handler returned an error.
-    #[error("host tool '{name}' failed: {message}")]
+    #[error("host tool '{name}' failed: {failure}")]
     Failed {
         /// The tool.
         name: String,
-        /// The handler's message.
-        message: String,
+        /// What the handler returned.
+        #[source]
+        failure: ToolFailure,
     },
 }
 
@@ -392,7 +445,7 @@ impl BridgeService for BridgeServer {
                 binary_result: Bytes::new(),
                 ..Default::default()
             },
-            Err(message) => failure(message),
+            Err(tool_failure) => failure(tool_failure.to_string()),
         }))
     }
 
