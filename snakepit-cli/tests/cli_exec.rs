@@ -187,3 +187,118 @@ fn doctor_reports_an_adapter_that_cannot_be_imported() {
         "{text}"
     );
 }
+
+/// A config with the original-style fixtures: `native` (our server, the registry adapter) and
+/// `legacy` (the stand-in original server, `launch_contract = "snakepit"`).
+fn original_style_config(dir: &std::path::Path) -> std::path::PathBuf {
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../python/tests/original_style")
+        .canonicalize()
+        .unwrap();
+    let f = fixtures.display();
+    let cfg = dir.join("snakepit.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"
+[[pools]]
+name = "native"
+pool_size = 1
+adapter_spec = "registry_adapter.RegistryAdapter"
+adapter_env = {{ PYTHONPATH = "{f}" }}
+pool_startup_timeout = 30000
+
+[[pools]]
+name = "legacy"
+pool_size = 1
+launch_contract = "snakepit"
+server_script = "{f}/grpc_server.py"
+adapter_spec = "registry_adapter.RegistryAdapter"
+adapter_env = {{ PYTHONPATH = "{f}" }}
+pool_startup_timeout = 30000
+"#
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
+#[test]
+fn original_style_adapter_and_server_work_through_exec() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = original_style_config(dir.path());
+    let cfg = cfg.to_str().unwrap();
+    for pool in ["native", "legacy"] {
+        let out = snakepit(&["exec", "ping", "--config", cfg, "--pool", pool]);
+        assert!(
+            out.status.success(),
+            "{pool}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["message"], "pong", "{pool}");
+
+        let out = snakepit(&[
+            "exec",
+            "count_up",
+            "--stream",
+            "--args",
+            r#"{"n": 2}"#,
+            "--config",
+            cfg,
+            "--pool",
+            pool,
+        ]);
+        assert!(
+            out.status.success(),
+            "{pool}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(
+            lines,
+            vec![serde_json::json!({"i": 1}), serde_json::json!({"i": 2})],
+            "{pool}"
+        );
+
+        let out = snakepit(&[
+            "exec",
+            "reserve",
+            "--args",
+            r#"{"qty": 5}"#,
+            "--config",
+            cfg,
+            "--pool",
+            pool,
+        ]);
+        assert_eq!(out.status.code(), Some(1), "{pool}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("InventoryError: only 0 of 5 items left"),
+            "{pool}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+
+        let out = snakepit(&[
+            "exec",
+            "recall",
+            "--session",
+            "cli-1",
+            "--args",
+            r#"{"key": "k"}"#,
+            "--config",
+            cfg,
+            "--pool",
+            pool,
+        ]);
+        assert!(
+            out.status.success(),
+            "{pool}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["session_id"], "cli-1", "{pool}");
+    }
+}

@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::config::ConfigError;
+use crate::python_error::{PythonErrorDetail, PythonErrorKind};
 
 /// A type-erased error, as tower middleware passes them around.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -82,6 +83,32 @@ pub struct PythonException {
     pub traceback: String,
     /// The tool that raised it, when known.
     pub tool: Option<String>,
+    /// What the worker recognised it as (shape, device, memory, package), with suggestions.
+    #[serde(default)]
+    pub detail: Option<PythonErrorDetail>,
+}
+
+impl PythonException {
+    /// Builds an exception without a recognised detail.
+    pub fn new(
+        exception_type: impl Into<String>,
+        message: impl Into<String>,
+        traceback: impl Into<String>,
+        tool: Option<String>,
+    ) -> Self {
+        Self {
+            exception_type: exception_type.into(),
+            message: message.into(),
+            traceback: traceback.into(),
+            tool,
+            detail: None,
+        }
+    }
+
+    /// Which recognised failure it is, if any.
+    pub fn kind(&self) -> Option<PythonErrorKind> {
+        self.detail.as_ref().map(PythonErrorDetail::kind)
+    }
 }
 
 impl fmt::Display for PythonException {
@@ -89,6 +116,12 @@ impl fmt::Display for PythonException {
         write!(f, "{}: {}", self.exception_type, self.message)?;
         if let Some(tool) = &self.tool {
             write!(f, " (in tool '{tool}')")?;
+        }
+        if let Some(detail) = &self.detail {
+            write!(f, " [{}]", detail.kind())?;
+            if !detail.suggestions().is_empty() {
+                write!(f, "; try: {}", detail.suggestions().join("; "))?;
+            }
         }
         Ok(())
     }
@@ -334,12 +367,12 @@ mod tests {
 
     #[test]
     fn python_exception_message_reads_type_colon_message() {
-        let e = Error::Python(Box::new(PythonException {
-            exception_type: "ValueError".into(),
-            message: "bad".into(),
-            traceback: String::new(),
-            tool: Some("fail".into()),
-        }));
+        let e = Error::Python(Box::new(PythonException::new(
+            "ValueError",
+            "bad",
+            "",
+            Some("fail".into()),
+        )));
         assert_eq!(
             e.to_string(),
             "python exception: ValueError: bad (in tool 'fail')"

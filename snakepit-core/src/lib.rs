@@ -13,8 +13,10 @@ mod error;
 mod ids;
 pub mod json_limits;
 mod payload;
+mod python_error;
 
 pub use array::{ArrayData, ArrayFormat, DType, Element};
 pub use error::{BoxError, Error, ErrorKind, PythonException, Result};
 pub use ids::{RunId, SessionId, WorkerId};
 pub use payload::{CallOptions, Chunk, ChunkStream, Payload, ToolCall, MAX_CALL_TIMEOUT};
+pub use python_error::{PythonErrorDetail, PythonErrorKind};

@@ -6,11 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
+#[cfg(feature = "host-bridge")]
+use snakepit_core::config::LaunchContract;
 use snakepit_core::config::PoolConfig;
 use snakepit_core::{ChunkStream, Error, Payload, SessionId, ToolCall, WorkerId};
 use snakepit_worker::cleanup::{cleanup_run, CleanupOutcome};
 #[cfg(feature = "host-bridge")]
-use snakepit_worker::host_bridge::HostBridge;
+use snakepit_worker::host_bridge::{HostBridge, HostSessions};
 use snakepit_worker::registry::ProcessRegistry;
 use snakepit_worker::{ExitInfo, RunContext, Worker, WorkerSpec};
 
@@ -120,7 +122,15 @@ impl WorkerFactory for ProcessWorkers {
             let mut spec = WorkerSpec::new(id.clone(), self.config.clone(), self.python.clone());
             #[cfg(feature = "host-bridge")]
             {
-                spec.host_address = Some(self.host_bridge.address().to_owned());
+                let address = match self.config.launch_contract {
+                    LaunchContract::Native => self.host_bridge.address(),
+                    // The original's client reaches the host over loopback TCP only.
+                    LaunchContract::Snakepit => self
+                        .host_bridge
+                        .tcp_address()
+                        .unwrap_or(self.host_bridge.address()),
+                };
+                spec.host_address = Some(address.to_owned());
             }
             let worker = Worker::start(spec, self.run.clone()).await?;
             if let Err(e) = self.registry.register(id.as_str(), worker.pid()) {
@@ -129,6 +139,10 @@ impl WorkerFactory for ProcessWorkers {
             Ok(Arc::new(ProcessWorker {
                 worker,
                 registry: self.registry.clone(),
+                // The original's server keeps no sessions of its own: they live on the host bridge.
+                #[cfg(feature = "host-bridge")]
+                host_sessions: (self.config.launch_contract == LaunchContract::Snakepit)
+                    .then(|| self.host_bridge.sessions().clone()),
             }) as Arc<dyn WorkerHandle>)
         })
     }
@@ -139,6 +153,10 @@ impl WorkerFactory for ProcessWorkers {
 struct ProcessWorker {
     worker: Worker,
     registry: Arc<ProcessRegistry>,
+    /// The host bridge's sessions, for a `launch_contract = "snakepit"` worker: its sessions
+    /// are dropped there, since the original's server serves no `CleanupSession`.
+    #[cfg(feature = "host-bridge")]
+    host_sessions: Option<HostSessions>,
 }
 
 impl WorkerHandle for ProcessWorker {
@@ -177,6 +195,11 @@ impl WorkerHandle for ProcessWorker {
     }
 
     fn cleanup_session<'a>(&'a self, session: &'a SessionId) -> BoxFuture<'a, Result<bool, Error>> {
+        #[cfg(feature = "host-bridge")]
+        if let Some(sessions) = &self.host_sessions {
+            let had = sessions.cleanup(session.as_str());
+            return Box::pin(async move { Ok(had) });
+        }
         Box::pin(self.worker.cleanup_session(session))
     }
 

@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 
 use futures::future::BoxFuture;
 use serde_json::Value;
-use snakepit_core::config::{PoolConfig, WorkerProfile};
+use snakepit_core::config::{LaunchContract, PoolConfig, WorkerProfile};
 use snakepit_core::{CallOptions, ChunkStream, Error, Payload, RunId, ToolCall, WorkerId};
 use snakepit_resilience::ResilienceStack;
 #[cfg(feature = "host-bridge")]
@@ -900,12 +900,28 @@ async fn process_factory(
     }
     let registry = ProcessRegistry::create(&registry_dir, run.run_id())?;
     registry.record_run_dir(run.dir())?;
+    #[cfg(feature = "host-bridge")]
+    let host_bridge = {
+        let mut bridge = HostBridge::start_on(run, host_tools, &config.host_bridge).await?;
+        if config.launch_contract == LaunchContract::Snakepit {
+            // Original-style servers dial the host over loopback TCP without a token.
+            bridge.listen_loopback_tcp().await?;
+        }
+        bridge
+    };
+    #[cfg(not(feature = "host-bridge"))]
+    if config.launch_contract == LaunchContract::Snakepit {
+        return Err(Error::pool(format!(
+            "pools[{}].launch_contract = \"snakepit\" needs the host bridge (the original's server calls the host before it serves): build snakepit-pool with its host-bridge feature, or use launch_contract = \"native\"",
+            config.name
+        )));
+    }
     Ok(ProcessWorkers::new(
         config.clone(),
         python,
         run.clone(),
         registry,
         #[cfg(feature = "host-bridge")]
-        HostBridge::start_on(run, host_tools, &config.host_bridge).await?,
+        host_bridge,
     ))
 }

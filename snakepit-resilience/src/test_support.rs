@@ -50,12 +50,12 @@ pub(crate) fn transport() -> Error {
 }
 
 pub(crate) fn python() -> Error {
-    Error::Python(Box::new(PythonException {
-        exception_type: "ValueError".into(),
-        message: "bad".into(),
-        traceback: String::new(),
-        tool: None,
-    }))
+    Error::Python(Box::new(PythonException::new(
+        "ValueError",
+        "bad",
+        "",
+        None,
+    )))
 }
 
 /// The events an observer saw, in order.

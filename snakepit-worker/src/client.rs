@@ -92,9 +92,27 @@ pub struct WorkerClient {
     control: GrpcTransport,
     probe: Arc<dyn ExitProbe>,
     zero_copy: Arc<ZeroCopy>,
+    /// The session a call without one is sent under (the `snakepit` launch contract).
+    default_session: Option<Arc<str>>,
 }
 
 impl WorkerClient {
+    /// Sends calls that name no session under `session` (original-style servers expect one).
+    pub(crate) fn with_default_session(mut self, session: String) -> Self {
+        self.default_session = Some(session.into());
+        self
+    }
+
+    fn prepare(&self, call: &ToolCall, stream: bool) -> (pb::ExecuteToolRequest, CallMeta) {
+        let (mut request, meta) = prepare(call, stream);
+        if request.session_id.is_empty() {
+            if let Some(s) = &self.default_session {
+                request.session_id = s.to_string();
+            }
+        }
+        (request, meta)
+    }
+
     pub(crate) fn new(
         worker: WorkerId,
         control: GrpcTransport,
@@ -109,6 +127,7 @@ impl WorkerClient {
             control,
             probe,
             zero_copy,
+            default_session: None,
         }
     }
 
@@ -187,7 +206,7 @@ impl WorkerClient {
     /// [`Payload::arrays`].
     pub async fn execute(&self, mut call: ToolCall) -> Result<Payload, Error> {
         let regions = self.zero_copy.place(&mut call)?;
-        let (request, meta) = prepare(&call, false);
+        let (request, meta) = self.prepare(&call, false);
         let timeout = meta.timeout;
         let mut payload = match self.calls.execute(request, meta).await {
             Ok(resp) => wire::payload_of(&call.tool, resp)?,
@@ -204,7 +223,7 @@ impl WorkerClient {
     /// dropped. Chunks carry bytes or JSON, never shared-memory handles.
     pub async fn execute_stream(&self, mut call: ToolCall) -> Result<ChunkStream, Error> {
         let regions = Arc::new(self.zero_copy.place(&mut call)?);
-        let (request, meta) = prepare(&call, true);
+        let (request, meta) = self.prepare(&call, true);
         let timeout = meta.timeout;
         let stream = match self.calls.execute_stream(request, meta).await {
             Ok(stream) => stream,

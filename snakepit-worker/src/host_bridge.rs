@@ -1,5 +1,7 @@
 //! The host side of the bridge: a gRPC server workers call back into (host tools, tool
-//! registration, heartbeats), on a Unix socket in the run's private directory, token required.
+//! registration, sessions, heartbeats), on a Unix socket in the run's private directory (or on
+//! TCP when `grpc_port` asks), token required; optionally also on loopback TCP without a token
+//! for original-style workers.
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -17,11 +19,64 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::{Request, Response, Status};
 
+pub use crate::host_sessions::{HostSession, HostSessions};
 use crate::run::RunContext;
 use crate::wire;
 
-/// What a host tool handler returns: a JSON result, or an error message for Python.
-pub type HostToolFuture = Pin<Box<dyn Future<Output = Result<Value, String>> + Send>>;
+/// What a host tool handler returns: a JSON result, or a [`ToolFailure`] for the caller.
+pub type HostToolFuture = Pin<Box<dyn Future<Output = Result<Value, ToolFailure>> + Send>>;
+
+/// How a host tool handler failed: the caller's mistake or the tool's own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ToolFailureKind {
+    /// The arguments were wrong (missing, of the wrong type, out of range).
+    InvalidArguments,
+    /// The tool could not do its work.
+    Failed,
+}
+
+/// The error a host tool handler returns; Python's `HostToolError` carries its text.
+///
+/// `?` converts a `&str` or `String` into a [`ToolFailureKind::Failed`] failure, so handlers
+/// can write `args.get("id").ok_or("id is required")?`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}{message}", if *.kind == ToolFailureKind::InvalidArguments { "invalid arguments: " } else { "" })]
+pub struct ToolFailure {
+    /// Whose mistake it was.
+    pub kind: ToolFailureKind,
+    /// What went wrong, for the caller.
+    pub message: String,
+}
+
+impl ToolFailure {
+    /// The tool could not do its work.
+    pub fn failed(message: impl Into<String>) -> Self {
+        Self {
+            kind: ToolFailureKind::Failed,
+            message: message.into(),
+        }
+    }
+
+    /// The caller passed wrong arguments.
+    pub fn invalid_arguments(message: impl Into<String>) -> Self {
+        Self {
+            kind: ToolFailureKind::InvalidArguments,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<String> for ToolFailure {
+    fn from(message: String) -> Self {
+        Self::failed(message)
+    }
+}
+
+impl From<&str> for ToolFailure {
+    fn from(message: &str) -> Self {
+        Self::failed(message)
+    }
+}
 
 type Handler = Arc<dyn Fn(HostToolCall) -> HostToolFuture + Send + Sync>;
 
@@ -60,7 +115,7 @@ impl HostTool {
     pub fn new<F, Fut>(name: impl Into<String>, description: impl Into<String>, handler: F) -> Self
     where
         F: Fn(HostToolCall) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<Value, String>> + Send + 'static,
+        Fut: Future<Output = Result<Value, ToolFailure>> + Send + 'static,
     {
         Self {
             name: name.into(),
@@ -144,9 +199,9 @@ impl HostTools {
         let tool = self.get(name).ok_or_else(|| self.unknown(name))?;
         (tool.handler)(call)
             .await
-            .map_err(|message| HostToolError::Failed {
+            .map_err(|failure| HostToolError::Failed {
                 name: name.to_owned(),
-                message,
+                failure,
             })
     }
 
@@ -174,18 +229,35 @@ pub enum HostToolError {
         available: String,
     },
     /// The tool's handler returned an error.
-    #[error("host tool '{name}' failed: {message}")]
+    #[error("host tool '{name}' failed: {failure}")]
     Failed {
         /// The tool.
         name: String,
-        /// The handler's message.
-        message: String,
+        /// What the handler returned.
+        #[source]
+        failure: ToolFailure,
     },
 }
 
 #[derive(Clone)]
 struct BridgeServer {
     tools: HostTools,
+    sessions: HostSessions,
+    /// Whether calls arrive without the run token (the loopback TCP listener of the
+    /// `snakepit` launch contract): host tools are then refused.
+    tokenless: bool,
+}
+
+impl BridgeServer {
+    fn refuse_host_tools(&self, rpc: &str) -> Result<(), Status> {
+        if self.tokenless {
+            return Err(Status::permission_denied(format!(
+                "{rpc} needs the run token; the loopback listener of launch_contract = \"snakepit\" \
+                 serves sessions, registration and liveness only (use launch_contract = \"native\" for host tools)"
+            )));
+        }
+        Ok(())
+    }
 }
 
 fn now() -> prost_types::Timestamp {
@@ -207,8 +279,11 @@ impl BridgeService for BridgeServer {
 
     async fn initialize_session(
         &self,
-        _req: Request<pb::InitializeSessionRequest>,
+        req: Request<pb::InitializeSessionRequest>,
     ) -> Result<Response<pb::InitializeSessionResponse>, Status> {
+        let req = req.into_inner();
+        // Idempotent: the original server initializes the session before every call.
+        self.sessions.initialize(&req.session_id, req.metadata);
         Ok(Response::new(pb::InitializeSessionResponse {
             success: true,
             ..Default::default()
@@ -217,11 +292,12 @@ impl BridgeService for BridgeServer {
 
     async fn cleanup_session(
         &self,
-        _req: Request<pb::CleanupSessionRequest>,
+        req: Request<pb::CleanupSessionRequest>,
     ) -> Result<Response<pb::CleanupSessionResponse>, Status> {
+        let removed = self.sessions.cleanup(&req.into_inner().session_id);
         Ok(Response::new(pb::CleanupSessionResponse {
             success: true,
-            resources_cleaned: 0,
+            resources_cleaned: i32::from(removed),
         }))
     }
 
@@ -230,21 +306,29 @@ impl BridgeService for BridgeServer {
         req: Request<pb::GetSessionRequest>,
     ) -> Result<Response<pb::GetSessionResponse>, Status> {
         let session_id = req.into_inner().session_id;
-        let tool_count = i32::try_from(self.tools.names().len()).unwrap_or(i32::MAX);
+        let Some(session) = self.sessions.get(&session_id) else {
+            return Err(Status::not_found(format!(
+                "no session '{session_id}' on this host (InitializeSession creates it)"
+            )));
+        };
+        let tool_count = i32::try_from(self.tools.worker_tools().len()).unwrap_or(i32::MAX);
         Ok(Response::new(pb::GetSessionResponse {
             session_id,
+            metadata: session.metadata,
+            created_at: Some(prost_types::Timestamp::from(session.created_at)),
             tool_count,
-            ..Default::default()
         }))
     }
 
     async fn heartbeat(
         &self,
-        _req: Request<pb::HeartbeatRequest>,
+        req: Request<pb::HeartbeatRequest>,
     ) -> Result<Response<pb::HeartbeatResponse>, Status> {
+        let session_id = req.into_inner().session_id;
+        let session_valid = session_id.is_empty() || self.sessions.get(&session_id).is_some();
         Ok(Response::new(pb::HeartbeatResponse {
             server_time: Some(now()),
-            session_valid: true,
+            session_valid,
         }))
     }
 
@@ -298,6 +382,7 @@ impl BridgeService for BridgeServer {
         &self,
         _req: Request<pb::GetExposedElixirToolsRequest>,
     ) -> Result<Response<pb::GetExposedElixirToolsResponse>, Status> {
+        self.refuse_host_tools("GetExposedElixirTools")?;
         let tools = self
             .tools
             .tools
@@ -316,6 +401,7 @@ impl BridgeService for BridgeServer {
         &self,
         req: Request<pb::ExecuteElixirToolRequest>,
     ) -> Result<Response<pb::ExecuteElixirToolResponse>, Status> {
+        self.refuse_host_tools("ExecuteElixirTool")?;
         let req = req.into_inner();
         let started = Instant::now();
         let failure = |message: String| pb::ExecuteElixirToolResponse {
@@ -359,7 +445,7 @@ impl BridgeService for BridgeServer {
                 binary_result: Bytes::new(),
                 ..Default::default()
             },
-            Err(message) => failure(message),
+            Err(tool_failure) => failure(tool_failure.to_string()),
         }))
     }
 
@@ -380,9 +466,10 @@ impl BridgeService for BridgeServer {
 #[derive(Debug)]
 pub struct HostBridge {
     address: String,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<()>,
+    tcp_address: Option<String>,
+    servers: Vec<(Option<oneshot::Sender<()>>, JoinHandle<()>)>,
     tools: HostTools,
+    sessions: HostSessions,
 }
 
 impl HostBridge {
@@ -406,18 +493,17 @@ impl HostBridge {
                 _ => Err(Status::unauthenticated("missing or wrong x-snakepit-token")),
             }
         };
+        let sessions = HostSessions::default();
         let service = BridgeServiceServer::with_interceptor(
             BridgeServer {
                 tools: tools.clone(),
+                sessions: sessions.clone(),
+                tokenless: false,
             },
             check,
         );
-        let (stop, stopped) = oneshot::channel::<()>();
         let server = tonic::transport::Server::builder().add_service(service);
-        let shutdown = async {
-            let _ = stopped.await;
-        };
-        let (address, task) = match listen {
+        let (address, server) = match listen {
             HostBridgeListen::PrivateSocket => {
                 let path = run.dir().join("host.sock");
                 let _ = std::fs::remove_file(&path);
@@ -425,14 +511,7 @@ impl HostBridge {
                     Error::pool(format!("cannot listen on {}: {e}", path.display()))
                 })?;
                 let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
-                let task = tokio::spawn(async move {
-                    log_failure(
-                        server
-                            .serve_with_incoming_shutdown(incoming, shutdown)
-                            .await,
-                    );
-                });
-                (format!("unix:{}", path.display()), task)
+                (format!("unix:{}", path.display()), serve(server, incoming))
             }
             HostBridgeListen::Tcp { host, port } => {
                 let listener = tokio::net::TcpListener::bind((host.as_str(), *port))
@@ -446,27 +525,67 @@ impl HostBridge {
                     Error::pool(format!("cannot read the host bridge address: {e}"))
                 })?;
                 let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-                let task = tokio::spawn(async move {
-                    log_failure(
-                        server
-                            .serve_with_incoming_shutdown(incoming, shutdown)
-                            .await,
-                    );
-                });
-                (bound.to_string(), task)
+                (bound.to_string(), serve(server, incoming))
             }
         };
         Ok(Self {
             address,
-            stop: Some(stop),
-            task,
+            tcp_address: None,
+            servers: vec![server],
             tools,
+            sessions,
         })
+    }
+
+    /// Also listens on `127.0.0.1:<any port>` without a token, for worker servers written for
+    /// the original protocol (`launch_contract = "snakepit"`), and returns that `host:port`.
+    ///
+    /// The original's client sends no token and an `:authority` that h2 rejects on a Unix
+    /// socket, so this listener is TCP and tokenless; it serves sessions, tool registration,
+    /// Ping and Heartbeat, and refuses host tools (they stay behind the token). Calling it
+    /// again returns the same address.
+    pub async fn listen_loopback_tcp(&mut self) -> Result<String, Error> {
+        if let Some(addr) = &self.tcp_address {
+            return Ok(addr.clone());
+        }
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .map_err(|e| {
+                Error::pool(format!(
+                    "cannot listen on 127.0.0.1 for the host bridge: {e}"
+                ))
+            })?;
+        let local = listener
+            .local_addr()
+            .map_err(|e| Error::pool(format!("cannot read the host bridge's TCP address: {e}")))?;
+        let service = BridgeServiceServer::new(BridgeServer {
+            tools: self.tools.clone(),
+            sessions: self.sessions.clone(),
+            tokenless: true,
+        });
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        self.servers.push(serve(
+            tonic::transport::Server::builder().add_service(service),
+            incoming,
+        ));
+        let addr = local.to_string();
+        self.tcp_address = Some(addr.clone());
+        Ok(addr)
     }
 
     /// The address workers are given (`--elixir-address`).
     pub fn address(&self) -> &str {
         &self.address
+    }
+
+    /// The loopback TCP address, when [`HostBridge::listen_loopback_tcp`] was called.
+    pub fn tcp_address(&self) -> Option<&str> {
+        self.tcp_address.as_deref()
+    }
+
+    /// The sessions workers initialized on this host.
+    pub fn sessions(&self) -> &HostSessions {
+        &self.sessions
     }
 
     /// The tools this server offers.
@@ -477,17 +596,42 @@ impl HostBridge {
 
 impl Drop for HostBridge {
     fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
+        for (stop, task) in &mut self.servers {
+            if let Some(stop) = stop.take() {
+                let _ = stop.send(());
+            }
+            task.abort();
         }
-        self.task.abort();
     }
 }
 
-fn log_failure(served: Result<(), tonic::transport::Error>) {
-    if let Err(e) = served {
-        tracing::error!(error = %e, "host bridge server failed");
-    }
+/// Serves `router` on `incoming` until the returned sender fires (or the task is aborted).
+fn serve<I, IO, IE>(
+    router: tonic::transport::server::Router,
+    incoming: I,
+) -> (Option<oneshot::Sender<()>>, JoinHandle<()>)
+where
+    I: futures::Stream<Item = Result<IO, IE>> + Send + 'static,
+    IO: tokio::io::AsyncRead
+        + tokio::io::AsyncWrite
+        + tonic::transport::server::Connected
+        + Unpin
+        + Send
+        + 'static,
+    IE: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let served = router
+            .serve_with_incoming_shutdown(incoming, async {
+                let _ = stopped.await;
+            })
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "host bridge server failed");
+        }
+    });
+    (Some(stop), task)
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

@@ -16,11 +16,14 @@ mod client;
 mod heartbeat;
 #[cfg(feature = "host-bridge")]
 pub mod host_bridge;
+#[cfg(feature = "host-bridge")]
+mod host_sessions;
 mod process;
 pub mod python_env;
 pub mod registry;
 mod run;
 pub mod shm;
+mod snakepit_contract;
 mod telemetry_stream;
 mod transport;
 mod wire;

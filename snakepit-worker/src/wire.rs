@@ -5,7 +5,7 @@ use std::time::Duration;
 use prost_types::Any;
 use serde_json::Value;
 use snakepit_core::json_limits::{parse_json_limited, JsonTextError};
-use snakepit_core::{Chunk, Error, Payload, PythonException, ToolCall};
+use snakepit_core::{Chunk, Error, Payload, PythonErrorDetail, PythonException, ToolCall};
 use snakepit_proto::pb;
 use snakepit_proto::TYPE_URL_PREFIX;
 use tonic::Code;
@@ -131,12 +131,12 @@ pub(crate) fn chunk_of(c: pb::ToolChunk) -> Chunk {
 /// every other exception type is a Python exception with its type, message and traceback.
 pub(crate) fn tool_error(tool: &str, message: &str) -> Error {
     let Ok(Value::Object(obj)) = serde_json::from_str::<Value>(message) else {
-        return Error::Python(Box::new(PythonException {
-            exception_type: "Exception".into(),
-            message: message.to_owned(),
-            traceback: String::new(),
-            tool: Some(tool.to_owned()),
-        }));
+        return Error::Python(Box::new(PythonException::new(
+            "Exception",
+            message,
+            "",
+            Some(tool.to_owned()),
+        )));
     };
     let field = |k: &str| {
         obj.get(k)
@@ -181,6 +181,10 @@ pub(crate) fn tool_error(tool: &str, message: &str) -> Error {
                 message: text,
                 traceback,
                 tool: Some(tool.to_owned()),
+                detail: obj
+                    .get("kind")
+                    .and_then(Value::as_str)
+                    .and_then(|kind| PythonErrorDetail::from_wire(kind, obj.get("details"))),
             }))
         }
     }
@@ -301,6 +305,23 @@ mod tests {
             tool_error("x", "plain text").kind(),
             ErrorKind::PythonException
         );
+    }
+
+    #[test]
+    fn recognised_failures_carry_their_kind_and_suggestions() {
+        let msg = json!({
+            "type": "OutOfMemoryError",
+            "message": "CUDA out of memory",
+            "kind": "out_of_memory",
+            "details": {"device": "cuda:0", "requested_bytes": 1024, "suggestions": ["Reduce batch size"]},
+        })
+        .to_string();
+        let err = tool_error("train", &msg);
+        let py = err.python_exception().unwrap();
+        assert_eq!(py.kind(), Some(snakepit_core::PythonErrorKind::OutOfMemory));
+        assert!(err.to_string().contains("try: Reduce batch size"), "{err}");
+        let plain = tool_error("x", r#"{"type":"ValueError","message":"m"}"#);
+        assert_eq!(plain.python_exception().unwrap().kind(), None);
     }
 
     #[test]

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
-use snakepit_core::config::{HeartbeatConfig, PoolConfig, TransportKind, WorkerProfile};
+use snakepit_core::config::{
+    HeartbeatConfig, LaunchContract, PoolConfig, TransportKind, WorkerProfile, ZeroCopySettings,
+};
 use snakepit_core::{ChunkStream, Error, Payload, ToolCall, WorkerId};
 use tokio::process::Command;
 use tokio::task::JoinHandle;
@@ -54,8 +56,22 @@ impl WorkerSpec {
         }
     }
 
-    /// Builds the command line and environment of the worker (without spawning it).
+    /// Builds the command line and environment of the worker (without spawning it), for the
+    /// pool's launch contract (`socket` is unused by the `snakepit` contract, which uses TCP).
     pub fn command(
+        &self,
+        run: &RunContext,
+        socket: &std::path::Path,
+        ready_file: &std::path::Path,
+    ) -> Command {
+        match self.pool.launch_contract {
+            LaunchContract::Native => self.native_command(run, socket, ready_file),
+            LaunchContract::Snakepit => crate::snakepit_contract::command(self, run, ready_file),
+        }
+    }
+
+    /// The command line of our own server: Unix socket, token in the environment.
+    fn native_command(
         &self,
         run: &RunContext,
         socket: &std::path::Path,
@@ -82,6 +98,9 @@ impl WorkerSpec {
         if pool.worker_profile == WorkerProfile::Thread {
             cmd.args(["--mode", "threaded", "--max-workers"])
                 .arg(pool.threads_per_worker.to_string());
+            if pool.thread_safety_checks {
+                cmd.arg("--thread-safety-check");
+            }
         }
         if pool.transport == TransportKind::Fast {
             cmd.env(
@@ -118,7 +137,7 @@ fn fast_socket_path(socket: &std::path::Path) -> PathBuf {
 }
 
 /// The pool's heartbeat settings for the Python side (the host is the authority).
-fn heartbeat_json(h: &HeartbeatConfig) -> String {
+pub(crate) fn heartbeat_json(h: &HeartbeatConfig) -> String {
     format!(
         r#"{{"enabled":{},"interval_ms":{},"timeout_ms":{},"max_missed_heartbeats":{},"initial_delay_ms":{},"dependent":{}}}"#,
         h.enabled,
@@ -128,6 +147,16 @@ fn heartbeat_json(h: &HeartbeatConfig) -> String {
         h.initial_delay.as_millis(),
         h.dependent
     )
+}
+
+/// The zero-copy settings a worker's client uses: off for the `snakepit` contract, whose
+/// server cannot map the host's shared memory (arrays then travel inside the message).
+fn zero_copy_settings(pool: &PoolConfig) -> ZeroCopySettings {
+    let mut settings = pool.zero_copy;
+    if pool.launch_contract == LaunchContract::Snakepit {
+        settings.enabled = false;
+    }
+    settings
 }
 
 /// One running Python worker. Dropping it kills its process group.
@@ -229,13 +258,17 @@ impl Worker {
                 message: format!("cannot connect to {address:?}: {e}"),
                 source: Some(Box::new(e)),
             })?;
+        let token = match spec.pool.launch_contract {
+            LaunchContract::Native => run.token(),
+            LaunchContract::Snakepit => "",
+        };
         let telemetry = crate::telemetry_stream::start(
             channel.clone(),
-            run.token(),
+            token,
             spec.pool.name.clone(),
             spec.id.clone(),
         );
-        let control = GrpcTransport::new(channel, run.token())?;
+        let control = GrpcTransport::new(channel, token)?;
         let calls = match spec.pool.transport {
             TransportKind::Grpc => None,
             TransportKind::Fast => {
@@ -249,12 +282,18 @@ impl Worker {
             calls,
             Arc::new(ProcessProbe(process.clone())),
             Arc::new(ZeroCopy::new(
-                spec.pool.zero_copy,
+                zero_copy_settings(&spec.pool),
                 run.run_id().as_str(),
                 spec.id.as_str(),
                 process.pid(),
             )),
         );
+        // The original's server takes no token (the control client sends none, see
+        // `control` above); its host names a session for every call.
+        let client = match spec.pool.launch_contract {
+            LaunchContract::Native => client,
+            LaunchContract::Snakepit => client.with_default_session(format!("{}-session", spec.id)),
+        };
         client.ping().await?;
         let heartbeat_counters = spec
             .pool

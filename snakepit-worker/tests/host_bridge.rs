@@ -94,13 +94,14 @@ async fn host_bridge_requires_the_token_and_serves_exposed_tools() {
 
 #[tokio::test]
 async fn rust_calls_host_tools_including_hidden_ones_with_typed_errors() {
-    use snakepit_worker::host_bridge::{HostToolCall, HostToolError};
+    use snakepit_worker::host_bridge::{HostToolCall, HostToolError, ToolFailure, ToolFailureKind};
     let tools = HostTools::default();
     tools.register(
         HostTool::new("audit", "Rust only.", |c| async move {
             match c.args.get("x").and_then(serde_json::Value::as_i64) {
+                Some(x) if x < 0 => Err("negative x".into()),
                 Some(x) => Ok(json!(x + 1)),
-                None => Err("x is required".to_string()),
+                None => Err(ToolFailure::invalid_arguments("x is required")),
             }
         })
         .hidden(),
@@ -114,13 +115,33 @@ async fn rust_calls_host_tools_including_hidden_ones_with_typed_errors() {
         tools.call("audit", call(json!({"x": 1}))).await.unwrap(),
         json!(2)
     );
+    let err = tools.call("audit", call(json!({}))).await.unwrap_err();
     assert_eq!(
-        tools.call("audit", call(json!({}))).await.unwrap_err(),
+        err,
         HostToolError::Failed {
             name: "audit".into(),
-            message: "x is required".into()
+            failure: ToolFailure::invalid_arguments("x is required"),
         }
     );
+    assert_eq!(
+        err.to_string(),
+        "host tool 'audit' failed: invalid arguments: x is required"
+    );
+    let source = std::error::Error::source(&err).expect("the handler's failure is the source");
+    assert_eq!(
+        source.downcast_ref::<ToolFailure>().map(|f| f.kind),
+        Some(ToolFailureKind::InvalidArguments)
+    );
+    match tools
+        .call("audit", call(json!({"x": -1})))
+        .await
+        .unwrap_err()
+    {
+        HostToolError::Failed { failure, .. } => {
+            assert_eq!(failure, ToolFailure::failed("negative x"));
+        }
+        other => panic!("not a tool failure: {other}"),
+    }
     let err = tools.call("nope", call(json!({}))).await.unwrap_err();
     assert_eq!(
         err.to_string(),

@@ -82,7 +82,10 @@ def tool(
     """Mark an adapter method as a tool. Works bare (``@tool``) and with options.
 
     The description defaults to the docstring. Generator functions are streaming tools.
+    ``@tool("text")`` (the original's positional description) works too.
     """
+    if isinstance(func, str):
+        description, func = description or func, None
 
     def attach(f: F) -> F:
         setattr(
@@ -191,6 +194,31 @@ class BaseAdapter:
     def set_session_context(self, ctx: Any) -> None:
         """Receive the context of the call about to run."""
         self.session_context = ctx
+
+    def call_tool(self, tool_name: str, **kwargs: Any) -> Any:
+        """Call one of the adapter's methods by name (the original's ``call_tool``)."""
+        method = getattr(self, tool_name, None)
+        if method is None:
+            raise AttributeError(f"Tool '{tool_name}' not found in {type(self).__name__}")
+        if not callable(method):
+            raise TypeError(f"'{tool_name}' is not a callable tool")
+        return method(**kwargs)
+
+    def register_with_session(self, session_id: str, stub: Any) -> List[str]:
+        """Announce the adapter's tools to the host through ``stub`` (``RegisterTools``).
+
+        Returns the names the host accepted; an empty list when it refused or the call failed
+        (logged, like the original). Our server registers once at start and does not need it.
+        """
+        from ._registration import register_tools
+
+        return register_tools(self, session_id, stub)
+
+    async def register_with_session_async(self, session_id: str, stub: Any) -> List[str]:
+        """``register_with_session`` for a ``grpc.aio`` stub."""
+        from ._registration import register_tools_async
+
+        return await register_tools_async(self, session_id, stub)
 
     def get_tools(self) -> Dict[str, ToolSpec]:
         """Return the adapter's tools by name (the ``@tool`` methods of its class)."""

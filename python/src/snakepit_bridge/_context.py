@@ -38,18 +38,28 @@ class CancelFlag:
 
 
 class SessionContext:
-    """What a tool call knows about its caller: session, request metadata and deadline."""
+    """What a tool call knows about its caller: session, request metadata and deadline.
+
+    Also constructible the original's way, ``SessionContext(stub, session_id)``, with a
+    ``BridgeServiceStub`` of the host: host calls then go through that stub.
+    """
 
     def __init__(
         self,
-        session_id: str,
-        request_metadata: Optional[Dict[str, str]] = None,
+        session_id: Any,
+        request_metadata: Any = None,
         deadline: Optional[float] = None,
         host_address: Optional[str] = None,
         token: Optional[str] = None,
         cancelled: Optional[Any] = None,
+        *,
+        stub: Any = None,
     ) -> None:
+        if not isinstance(session_id, str) and isinstance(request_metadata, str):
+            # The original's signature: SessionContext(stub, session_id).
+            stub, session_id, request_metadata = session_id, request_metadata, None
         self.session_id = session_id
+        self.stub = stub
         self.request_metadata = dict(request_metadata or {})
         self._deadline = deadline
         self._host_address = host_address
@@ -63,6 +73,29 @@ class SessionContext:
         A long sync tool polls it to stop early; the call's result is no longer wanted.
         """
         return self._cancelled.is_set()
+
+    def __repr__(self) -> str:
+        return f"SessionContext(session_id={self.session_id!r})"
+
+    def __enter__(self) -> "SessionContext":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        self.cleanup()
+        return False
+
+    def cleanup(self) -> bool:
+        """Ask the host to drop this session (best effort); returns whether the host answered."""
+        from ._proto import snakepit_bridge_pb2 as pb
+
+        try:
+            stub = self._host_stub("cannot clean up the session")
+            stub.CleanupSession(
+                pb.CleanupSessionRequest(session_id=self.session_id), timeout=5.0, metadata=self._call_metadata()
+            )
+            return True
+        except Exception:  # noqa: BLE001 - best effort, like the original
+            return False
 
     def time_remaining(self) -> Optional[float]:
         """Seconds left before the caller's deadline, or ``None`` when the call has none."""
@@ -134,6 +167,8 @@ class SessionContext:
         return [("x-snakepit-token", self._token)] if self._token else []
 
     def _host_stub(self, what: str):
+        if self.stub is not None:
+            return self.stub
         if not self._host_address:
             raise HostBridgeUnavailableError(
                 f"{what}: this worker has no host address "

@@ -22,8 +22,9 @@ from typing import Any, AsyncIterator, Dict, Optional
 
 from google.protobuf import any_pb2
 
-from . import _shm, telemetry
+from . import _shm, telemetry, thread_safety_checker
 from ._adapter import BaseAdapter, StreamChunk, ToolSpec
+from ._compat import PLAIN_RESULTS, adapter_tools, checked, context_setter, execute_tool_spec, has_execute_tool, is_result_iterator
 from ._context import SessionContext
 from ._proto import snakepit_bridge_pb2 as pb
 from ._typecheck import ArgumentChecks
@@ -65,7 +66,7 @@ class Dispatcher:
         worker_id: Optional[str] = None,
     ) -> None:
         self.adapter = adapter
-        self.tools: Dict[str, ToolSpec] = adapter.get_tools()
+        self.tools: Dict[str, ToolSpec] = adapter_tools(adapter)
         self.token = token
         self.executor = executor
         self.host_address = host_address
@@ -74,6 +75,11 @@ class Dispatcher:
         self.in_flight = 0
         # Call plans, computed once per tool: what the hot path would otherwise ask inspect for.
         self._plans: Dict[Any, _CallPlan] = {}
+        # The original's rule, decided once: an adapter with execute_tool dispatches every
+        # call itself (its specs by tool name, so each gets one call plan).
+        self._execute_tool = has_execute_tool(adapter)
+        self._execute_specs: Dict[str, ToolSpec] = {}
+        self._set_context = context_setter(adapter)
         for spec in self.tools.values():
             self.plan(spec)
 
@@ -84,6 +90,14 @@ class Dispatcher:
             plan = _CallPlan(tool)
             self._plans[tool.func] = plan
         return plan
+
+    def execute_spec(self, name: str) -> ToolSpec:
+        """The spec that sends calls of ``name`` to the adapter's ``execute_tool`` (made once per name)."""
+        spec = self._execute_specs.get(name)
+        if spec is None:
+            spec = execute_tool_spec(self.adapter, name, self.tools.get(name))
+            self._execute_specs[name] = spec
+        return spec
 
     # -- sessions and call set-up ------------------------------------------------------------
     def session(self, session_id: str, metadata=None) -> Dict[str, Any]:
@@ -106,6 +120,8 @@ class Dispatcher:
         except (_shm.ZeroCopyError, OSError, ValueError, TypeError) as exc:
             message = f"cannot read the array arguments of tool '{name}': {exc}"
             return None, kwargs, simple_error("ZeroCopyError", message, name, request.session_id, kwargs.keys())
+        if self._execute_tool:
+            return self.execute_spec(name), kwargs, None
         tool = self.tools.get(name)
         if tool is None:
             available = ", ".join(sorted(self.tools)) or "(none)"
@@ -157,7 +173,7 @@ class Dispatcher:
             self.session(request.session_id)
         telemetry.set_correlation_id(request.metadata.get("correlation_id") or correlation or None)
         telemetry.set_traceparent(request.metadata.get("traceparent") or None)
-        self.adapter.set_session_context(
+        self._set_context(
             SessionContext(
                 session_id=request.session_id,
                 request_metadata=dict(request.metadata),
@@ -165,7 +181,7 @@ class Dispatcher:
                 host_address=self.host_address,
                 token=self.token,
                 cancelled=cancelled,
-            )
+            ),
         )
 
     # -- running tools -----------------------------------------------------------------------
@@ -180,7 +196,8 @@ class Dispatcher:
         """Call a (non-generator) tool and return its result."""
         if self.plan(tool).is_coroutine:
             return await tool.func(**kwargs)
-        result = tool.func(**kwargs) if inline else await self._in_executor(tool.func, **kwargs)
+        func = checked(tool) if thread_safety_checker._global_checker.enabled else tool.func
+        result = func(**kwargs) if inline else await self._in_executor(func, **kwargs)
         if inspect.isawaitable(result):  # a sync wrapper around a coroutine
             result = await result
         return result
@@ -191,17 +208,29 @@ class Dispatcher:
         if plan.is_asyncgen:
             source = tool.func(**kwargs)
         elif plan.is_generator:
-            source = _iterate_inline(tool, kwargs) if inline else self._iterate_in_thread(tool, kwargs)
+            # Creating a generator runs none of its code: it is driven where the items are taken.
+            gen = tool.func(**kwargs)
+            source = _iterate_inline(gen) if inline else self._iterate_in_thread(gen)
         else:
-            yield StreamChunk(await self.call(tool, kwargs, inline), is_final=True)
-            return
+            result = await self.call(tool, kwargs, inline)
+            if not is_result_iterator(result):
+                yield StreamChunk(result, is_final=True)
+                return
+            # A tool that returned a generator or iterator streams its items.
+            source = self._source_of(result, inline)
         try:
             async for item in source:
                 yield item
         finally:
             await source.aclose()
 
-    async def _iterate_in_thread(self, tool: ToolSpec, kwargs: Dict[str, Any]):
+    def _source_of(self, iterator: Any, inline: bool):
+        """An async generator over a returned (sync or async) iterator."""
+        if hasattr(iterator, "__anext__"):
+            return _aiter(iterator)
+        return _iterate_inline(iterator) if inline else self._iterate_in_thread(iterator)
+
+    async def _iterate_in_thread(self, gen):
         """Run a sync generator on the tool executor, handing items over a one-slot queue.
 
         The slot gives backpressure: the generator is resumed only after its previous item
@@ -227,7 +256,6 @@ class Dispatcher:
                         return False
 
         def produce() -> None:
-            gen = tool.func(**kwargs)
             try:
                 for item in gen:
                     if not hand_over((_ITEM, item)):
@@ -236,7 +264,9 @@ class Dispatcher:
                 hand_over((_ERROR, exc))
                 return
             finally:
-                gen.close()
+                close = getattr(gen, "close", None)
+                if callable(close):
+                    close()
             hand_over((_DONE, None))
 
         producer = self._in_executor(produce)
@@ -310,6 +340,12 @@ class Dispatcher:
                 result: Any = await self.collect(tool, kwargs, inline)
             else:
                 result = await self.call(tool, kwargs, inline)
+                if not isinstance(result, PLAIN_RESULTS) and is_result_iterator(result):
+                    items = self._source_of(result, inline)
+                    try:
+                        result = [chunk_value(i) async for i in items]
+                    finally:
+                        await items.aclose()
         except asyncio.CancelledError:
             if cancelled is not None:
                 cancelled.set()
@@ -441,14 +477,26 @@ class _CallPlan:
         )
 
 
-async def _iterate_inline(tool: ToolSpec, kwargs: Dict[str, Any]):
-    """Drive a sync generator on the calling thread; closing the iterator closes the generator."""
-    gen = tool.func(**kwargs)
+async def _iterate_inline(gen):
+    """Drive a sync iterator on the calling thread; closing the iterator closes a generator."""
     try:
         for item in gen:
             yield item
     finally:
-        gen.close()
+        close = getattr(gen, "close", None)
+        if callable(close):
+            close()
+
+
+async def _aiter(iterator):
+    """An async generator over an async iterator (so it can be closed like the others)."""
+    try:
+        async for item in iterator:
+            yield item
+    finally:
+        close = getattr(iterator, "aclose", None)
+        if close is not None:
+            await close()
 
 
 def _is_envelope(item: Any) -> bool:

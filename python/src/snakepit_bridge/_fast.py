@@ -315,19 +315,21 @@ class FastConnection(asyncio.Protocol):
 
     # -- calls ---------------------------------------------------------------------------------
     def _runs_at_home(self, request) -> bool:
-        """Async tools run on the worker's main loop, like on gRPC."""
-        tool = self.dispatcher.tools.get(request.tool_name)
-        return tool is not None and self.dispatcher.plan(tool).runs_at_home
+        """Async tools (an async ``execute_tool`` too) run on the worker's main loop, like on gRPC."""
+        d = self.dispatcher
+        tool = d.execute_spec(request.tool_name) if d._execute_tool else d.tools.get(request.tool_name)
+        return tool is not None and d.plan(tool).runs_at_home
 
     def _eager(self, request) -> bool:
         """Whether a call runs to its end inside the frame handler: on the process profile a
         sync, non-generator tool never waits for the loop, so it needs no task of its own."""
         if not self.server.inline:
             return False
-        tool = self.dispatcher.tools.get(request.tool_name)
+        d = self.dispatcher
+        tool = d.execute_spec(request.tool_name) if d._execute_tool else d.tools.get(request.tool_name)
         if tool is None:
             return True  # answered at once with the unknown-tool error
-        plan = self.dispatcher.plan(tool)
+        plan = d.plan(tool)
         return not (plan.runs_at_home or plan.is_generator)
 
     def _unary_now(self, request_id: int, request, deadline, cancelled) -> None:
@@ -338,6 +340,11 @@ class FastConnection(asyncio.Protocol):
             waiting = call.send(None)
         except StopIteration as done:
             self._answer(request_id, request, done.value)
+            return
+        except Exception as exc:  # noqa: BLE001 - a bug must not end the connection (data_received)
+            log.exception("fast call %d of '%s' failed outside the tool", request_id, request.tool_name)
+            message = f"the worker failed to run call '{request.tool_name}': {type(exc).__name__}: {exc}"
+            self._send(request_id, ERROR, error_body(grpc.StatusCode.INTERNAL, message))
             return
         self.cancels[request_id] = cancelled
         self.tasks[request_id] = asyncio.get_running_loop().create_task(

@@ -3,7 +3,24 @@
 ``from snakepit_bridge.base_adapter_threaded import ThreadSafeAdapter, thread_safe_method, tool``
 """
 
-from ._adapter import tool
-from ._threaded import RequestTracker, ThreadSafeAdapter, thread_safe_method
+from ._adapter import BaseAdapter, ToolMetadata, tool
+from ._threaded import (
+    RequestTracker,
+    ThreadLocalStorage,
+    ThreadSafeAdapter,
+    require_thread_safe,
+    thread_safe_method,
+    validate_thread_safety,
+)
 
-__all__ = ["RequestTracker", "ThreadSafeAdapter", "thread_safe_method", "tool"]
+__all__ = [
+    "BaseAdapter",
+    "RequestTracker",
+    "ThreadLocalStorage",
+    "ThreadSafeAdapter",
+    "ToolMetadata",
+    "require_thread_safe",
+    "thread_safe_method",
+    "tool",
+    "validate_thread_safety",
+]

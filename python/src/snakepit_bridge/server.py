@@ -175,10 +175,18 @@ async def _start_adapter(args: argparse.Namespace):
             log.warning("%s", message)
         if hasattr(adapter, "max_workers"):
             adapter.max_workers = max(1, args.max_workers or 1)
+    initialize = getattr(adapter, "initialize", None)
     try:
-        await _maybe_await(adapter.initialize())
+        if callable(initialize):
+            await _maybe_await(initialize())
     except Exception as exc:  # noqa: BLE001 - reported with the adapter's name
         raise StartupError(f"python adapter '{args.adapter}' failed in initialize(): {type(exc).__name__}: {exc}") from exc
+    if args.mode == "threaded" and args.thread_safety_check:
+        from .thread_safety_checker import enable_checking
+
+        # Runtime checks: concurrent access to methods not serialised by @thread_safe_method,
+        # and libraries known not to be thread-safe, are warned about on stderr.
+        enable_checking().check_library_safety()
     return adapter
 
 
@@ -227,7 +235,9 @@ async def serve(args: argparse.Namespace) -> int:
         task.cancel()
     await asyncio.gather(*background, return_exceptions=True)
     try:
-        await _maybe_await(adapter.cleanup())
+        cleanup = getattr(adapter, "cleanup", None)
+        if callable(cleanup):
+            await _maybe_await(cleanup())
     except Exception:  # noqa: BLE001 - cleanup failures are logged, exit stays clean
         log.exception("adapter cleanup failed")
     executor.shutdown(wait=False, cancel_futures=True)

@@ -8,6 +8,7 @@
 mod crash_barrier;
 mod error;
 mod gpu_profiler;
+mod launch;
 mod pool;
 mod python;
 mod seed_keys;
@@ -26,6 +27,7 @@ use serde::Deserialize;
 pub use crash_barrier::{CrashBarrierSettings, CrashBarrierTable, CrashRetry};
 pub use error::ConfigError;
 pub use gpu_profiler::{GpuProfilerSettings, GpuProfilerTable, DEFAULT_GPU_PROFILER_INTERVAL};
+pub use launch::LaunchContract;
 pub use pool::{
     HeartbeatConfig, PoolConfig, TransportKind, WorkerLifetime, WorkerMaxRequests, WorkerProfile,
     DEFAULT_ADAPTER, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_SERVER_MODULE,

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::launch::LaunchContract;
 use super::start_mode::{is_module_path, validate_preload};
 use super::{
     ConfigError, CrashBarrierSettings, CrashBarrierTable, SessionSettings, SessionStoreTable,
@@ -207,6 +208,8 @@ pub struct PoolTable {
     pub server_module: Option<String>,
     /// A server script to run instead of `-m server_module` (one speaking the same protocol).
     pub server_script: Option<PathBuf>,
+    /// `native` (default) or `snakepit`: the original worker server's launch contract.
+    pub launch_contract: Option<LaunchContract>,
     /// `spawn` or `zygote` (default `zygote` on Linux).
     pub start_mode: Option<StartMode>,
     /// Modules the zygote imports before forking (heavy libraries: `["numpy", "torch"]`).
@@ -294,6 +297,8 @@ pub struct PoolConfig {
     pub server_module: String,
     /// A server script to run instead of the module.
     pub server_script: Option<PathBuf>,
+    /// How the worker server is started and reached (`native` or the original's `snakepit`).
+    pub launch_contract: LaunchContract,
     /// How worker processes are started (spawned, or forked from a preloaded zygote).
     pub start_mode: StartMode,
     /// Modules the zygote imports before forking, besides grpc and the adapter's module.
@@ -466,7 +471,7 @@ impl PoolConfig {
                 "a Python module path like \"snakepit_bridge.server\"",
             ));
         }
-        Ok(())
+        super::launch::validate(self)
     }
 }
 
@@ -665,7 +670,8 @@ fn normalize_table(
         pool_size,
         // Only our own server speaks `fast`; a custom server gets gRPC unless it opts in.
         transport: t.transport.unwrap_or(
-            if t.server_script.is_some()
+            if t.launch_contract == Some(LaunchContract::Snakepit)
+                || t.server_script.is_some()
                 || t.server_module
                     .as_deref()
                     .is_some_and(|m| m != DEFAULT_SERVER_MODULE)
@@ -692,7 +698,13 @@ fn normalize_table(
             .clone()
             .unwrap_or_else(|| DEFAULT_SERVER_MODULE.into()),
         server_script: t.server_script.clone(),
-        start_mode: t.start_mode.or(cfg.start_mode).unwrap_or_default(),
+        launch_contract: t.launch_contract.unwrap_or_default(),
+        // The original's server is started as it is, never forked from our zygote.
+        start_mode: if t.launch_contract == Some(LaunchContract::Snakepit) {
+            t.start_mode.unwrap_or(StartMode::Spawn)
+        } else {
+            t.start_mode.or(cfg.start_mode).unwrap_or_default()
+        },
         preload: t.preload.clone().unwrap_or_default(),
         startup_batch_size: t.startup_batch_size.unwrap_or(DEFAULT_STARTUP_BATCH_SIZE),
         startup_batch_delay: ms(t

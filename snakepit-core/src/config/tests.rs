@@ -231,6 +231,98 @@ fn gpu_profiler_defaults_follow_the_seeds_and_bad_values_are_named() {
 }
 
 #[test]
+fn launch_contract_defaults_to_native_and_accepts_snakepit() {
+    assert_eq!(
+        pools("").unwrap()[0].launch_contract,
+        LaunchContract::Native
+    );
+    let p = &pools("[[pools]]\nname = \"orig\"\nlaunch_contract = \"snakepit\"\n").unwrap()[0];
+    assert_eq!(p.launch_contract, LaunchContract::Snakepit);
+    assert_eq!(
+        p.transport,
+        TransportKind::Grpc,
+        "the original speaks gRPC only"
+    );
+    let err = pools("[[pools]]\nname = \"x\"\nlaunch_contract = \"elixir\"\n").unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("launch_contract") && text.contains("native") && text.contains("snakepit"),
+        "{text}"
+    );
+}
+
+#[test]
+fn snakepit_contract_rejects_the_thread_profile_naming_key_value_and_what_is_allowed() {
+    let err = pools(
+        "[[pools]]\nname = \"orig\"\nlaunch_contract = \"snakepit\"\nworker_profile = \"thread\"\n",
+    )
+    .unwrap_err();
+    match err {
+        ConfigError::Invalid {
+            key,
+            value,
+            allowed,
+        } => {
+            assert_eq!(key, "pools[orig].worker_profile");
+            assert_eq!(value, "\"thread\"");
+            assert!(
+                allowed.contains("launch_contract = \"native\""),
+                "{allowed}"
+            );
+        }
+        other => panic!("unexpected error: {other}"),
+    }
+}
+
+#[test]
+fn snakepit_contract_spawns_its_workers_and_refuses_the_zygote_naming_key_value_and_what_is_allowed(
+) {
+    // A global start_mode = "zygote" is for our own server; the original's is spawned.
+    let p = &pools(
+        "start_mode = \"zygote\"\n[[pools]]\nname = \"orig\"\nlaunch_contract = \"snakepit\"\n",
+    )
+    .unwrap()[0];
+    assert_eq!(p.start_mode, StartMode::Spawn);
+    let err = pools(
+        "[[pools]]\nname = \"orig\"\nlaunch_contract = \"snakepit\"\nstart_mode = \"zygote\"\n",
+    )
+    .unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("pools[orig].start_mode"), "{text}");
+    assert!(text.contains("\"zygote\""), "{text}");
+    assert!(
+        text.contains("\"spawn\" with launch_contract = \"snakepit\""),
+        "{text}"
+    );
+    // Built in code, the same combination is refused by validate (Pool::start calls it).
+    let mut code = PoolConfig::showcase(1);
+    code.launch_contract = LaunchContract::Snakepit;
+    code.transport = TransportKind::Grpc;
+    code.start_mode = StartMode::Zygote;
+    assert!(code
+        .validate()
+        .unwrap_err()
+        .to_string()
+        .contains("start_mode"));
+    code.start_mode = StartMode::Spawn;
+    code.validate().unwrap();
+}
+
+#[test]
+fn snakepit_contract_with_the_fast_transport_is_rejected_naming_key_value_and_what_is_allowed() {
+    let err =
+        pools("[[pools]]\nname = \"orig\"\nlaunch_contract = \"snakepit\"\ntransport = \"fast\"\n")
+            .unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("pools[orig].transport"), "{text}");
+    assert!(text.contains("\"fast\""), "{text}");
+    assert!(
+        text.contains("\"grpc\" with launch_contract = \"snakepit\""),
+        "{text}"
+    );
+}
+
+#[test]
 fn durations_beyond_thirty_days_are_refused_with_the_key() {
     for key in [
         "pool_startup_timeout = 360000000000000",

@@ -41,8 +41,11 @@ impl GrpcTransport {
         correlation_id: &str,
     ) -> tonic::Request<T> {
         let mut req = tonic::Request::new(msg);
-        req.metadata_mut()
-            .insert(TOKEN_METADATA_KEY, (*self.token).clone());
+        // An empty token is the `snakepit` launch contract's: the original sends none.
+        if !self.token.is_empty() {
+            req.metadata_mut()
+                .insert(TOKEN_METADATA_KEY, (*self.token).clone());
+        }
         if let Ok(v) = MetadataValue::try_from(correlation_id) {
             req.metadata_mut().insert(CORRELATION_METADATA_KEY, v);
         }
