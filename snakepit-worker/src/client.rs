@@ -158,7 +158,7 @@ impl WorkerClient {
                 | tonic::Code::Unknown
                 | tonic::Code::Cancelled
                 | tonic::Code::Internal
-        ) && !status.message().trim_start().starts_with('{')
+        ) && wire::reported_error(&status).is_none()
         {
             if let Some(how) = self.probe.crashed().await {
                 return Error::WorkerCrash {

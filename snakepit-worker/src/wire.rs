@@ -190,6 +190,16 @@ pub(crate) fn tool_error(tool: &str, message: &str) -> Error {
     }
 }
 
+/// The worker's JSON error object carried by `status` (in its details or its message), when
+/// it carries one: the worker answered with a structured error, it did not die.
+pub(crate) fn reported_error(status: &tonic::Status) -> Option<&str> {
+    let details = std::str::from_utf8(status.details()).unwrap_or_default();
+    [details, status.message()].into_iter().find(|s| {
+        serde_json::from_str::<serde_json::Map<String, Value>>(s)
+            .is_ok_and(|o| o.contains_key("type") || o.contains_key("message"))
+    })
+}
+
 /// The one place a `tonic::Status` becomes a core error.
 ///
 /// Status details or messages holding the JSON error object (mid-stream failures, unknown
@@ -201,10 +211,7 @@ pub(crate) fn status_to_error(
     status: &tonic::Status,
     timeout: Option<Duration>,
 ) -> Error {
-    let details = std::str::from_utf8(status.details()).unwrap_or_default();
-    let json_text = [details, status.message()]
-        .into_iter()
-        .find(|s| s.trim_start().starts_with('{'));
+    let json_text = reported_error(status);
     match status.code() {
         Code::DeadlineExceeded => Error::timeout(
             format!("call '{tool}' on worker {worker}"),
@@ -263,6 +270,23 @@ mod tests {
             encode_value(&json!(5)).type_url,
             "type.googleapis.com/snakepit.integer"
         );
+    }
+
+    #[test]
+    fn only_a_json_error_object_counts_as_a_reported_error() {
+        let object = r#"{"type": "ValueError", "message": "bad"}"#;
+        let s = tonic::Status::internal(object);
+        assert_eq!(reported_error(&s), Some(object));
+        let s = tonic::Status::with_details(
+            tonic::Code::Internal,
+            "stream failed",
+            bytes::Bytes::from(object),
+        );
+        assert_eq!(reported_error(&s), Some(object));
+        // A crash's message that merely starts with a brace is not the worker's report.
+        for text in ["{truncated", "{\"unrelated\": 1}", "connection reset", ""] {
+            assert_eq!(reported_error(&tonic::Status::unavailable(text)), None, "{text}");
+        }
     }
 
     #[test]
