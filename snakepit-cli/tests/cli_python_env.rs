@@ -56,7 +56,18 @@ impl Sandbox {
             cmd.env("PYENV_ROOT", pyenv);
         }
         cmd.envs(env.iter().copied());
-        cmd.output().expect("run snakepit from PATH")
+        // Another test thread forking while this sandbox's copy of the binary was still open
+        // for writing makes exec fail with ETXTBSY until that child has exec'd: retry briefly.
+        let mut attempts = 0;
+        loop {
+            match cmd.output() {
+                Err(e) if e.raw_os_error() == Some(libc_etxtbsy()) && attempts < 100 => {
+                    attempts += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                other => return other.expect("run snakepit from PATH"),
+            }
+        }
     }
 
     fn write(&self, rel: &str, text: &str) -> String {
@@ -270,4 +281,9 @@ fn log_lines_carry_no_colour_codes_when_stderr_is_not_a_terminal() {
     let text = stderr(&out);
     assert!(text.contains("DEBUG"), "debug lines were logged: {text}");
     assert!(!text.contains('\u{1b}'), "no ANSI escape codes: {text:?}");
+}
+
+/// `ETXTBSY` ("text file busy") on Linux.
+fn libc_etxtbsy() -> i32 {
+    26
 }
