@@ -16,7 +16,7 @@ from typing import Any, Dict, Optional, Tuple
 
 from google.protobuf import any_pb2
 
-from ._wire import TYPE_URL_PREFIX, decode_any as _decode_json_any, encode_json, to_jsonable
+from ._wire import TYPE_URL_PREFIX, _type_name, decode_any as _decode_json_any, encode_json, to_jsonable
 
 __all__ = ["BINARY_THRESHOLD", "TypeSerializer", "encode_json", "to_jsonable"]
 
@@ -33,7 +33,7 @@ class TypeSerializer:
     def encode_any(value: Any, var_type: str = "") -> Tuple[any_pb2.Any, Optional[bytes]]:
         """Encode ``value`` as an ``Any`` of ``var_type`` (inferred when empty); no side payload."""
         normalized = TypeSerializer._normalize_value(value, var_type)
-        kind = var_type or _infer(normalized)
+        kind = var_type or _type_name(normalized)
         return any_pb2.Any(type_url=f"{TYPE_URL_PREFIX}{kind}", value=encode_json(normalized)), None
 
     @staticmethod
@@ -125,19 +125,6 @@ class TypeSerializer:
             if shape and actual != shape:
                 raise ValueError(f"Wrong shape: {actual} != {shape}")
 
-
-def _infer(value: Any) -> str:
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "float"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, (list, tuple)):
-        return "list"
-    return "map"
 
 
 def dumps(value: Any) -> str:
