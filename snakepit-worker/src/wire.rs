@@ -285,7 +285,11 @@ mod tests {
         assert_eq!(reported_error(&s), Some(object));
         // A crash's message that merely starts with a brace is not the worker's report.
         for text in ["{truncated", "{\"unrelated\": 1}", "connection reset", ""] {
-            assert_eq!(reported_error(&tonic::Status::unavailable(text)), None, "{text}");
+            assert_eq!(
+                reported_error(&tonic::Status::unavailable(text)),
+                None,
+                "{text}"
+            );
         }
     }
 
