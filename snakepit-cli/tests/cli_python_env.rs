@@ -61,7 +61,10 @@ impl Sandbox {
         let mut attempts = 0;
         loop {
             match cmd.output() {
-                Err(e) if e.raw_os_error() == Some(libc_etxtbsy()) && attempts < 100 => {
+                Err(e)
+                    if e.raw_os_error() == Some(nix::errno::Errno::ETXTBSY as i32)
+                        && attempts < 100 =>
+                {
                     attempts += 1;
                     std::thread::sleep(std::time::Duration::from_millis(20));
                 }
@@ -281,9 +284,4 @@ fn log_lines_carry_no_colour_codes_when_stderr_is_not_a_terminal() {
     let text = stderr(&out);
     assert!(text.contains("DEBUG"), "debug lines were logged: {text}");
     assert!(!text.contains('\u{1b}'), "no ANSI escape codes: {text:?}");
-}
-
-/// `ETXTBSY` ("text file busy") on Linux.
-fn libc_etxtbsy() -> i32 {
-    26
 }

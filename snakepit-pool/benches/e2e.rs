@@ -697,37 +697,43 @@ async fn zero_copy(scale: Scale) -> Result<Vec<Figure>, Error> {
     Ok(figures)
 }
 
+/// SIGKILLs one worker of a 2-worker pool and waits until its replacement serves; returns the
+/// time from the kill. Shared by the `recovery` and `zygote` groups.
+async fn kill_one_and_recover(pool: &Pool) -> Result<Duration, Error> {
+    let victim = pool
+        .list_workers()
+        .first()
+        .map(|w| w.pid)
+        .ok_or_else(|| Error::pool("the pool has no worker"))?;
+    let t = Instant::now();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(victim as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .map_err(|e| Error::pool(format!("cannot kill worker {victim}: {e}")))?;
+    loop {
+        let ws = pool.list_workers();
+        if ws.len() == 2 && ws.iter().all(|w| w.pid != victim) {
+            break;
+        }
+        if t.elapsed() > Duration::from_secs(60) {
+            return Err(Error::pool("no replacement worker within 60 s"));
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    // Two concurrent calls: one lands on each worker, the replacement included.
+    let (a, b) = tokio::join!(pool.execute_call(noop()?), pool.execute_call(noop()?));
+    a?;
+    b?;
+    Ok(t.elapsed())
+}
+
 /// Time from SIGKILL of a worker to its replacement serving, vs one fresh worker start.
 async fn recovery(scale: Scale, python: &Path) -> Result<Vec<Figure>, Error> {
     let pool = ready_pool(2).await?;
     let (mut recover, mut fresh) = (vec![], vec![]);
     for round in 0..scale.rounds {
-        let victim = pool
-            .list_workers()
-            .first()
-            .map(|w| w.pid)
-            .ok_or_else(|| Error::pool("the pool has no worker"))?;
-        let t = Instant::now();
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(victim as i32),
-            nix::sys::signal::Signal::SIGKILL,
-        )
-        .map_err(|e| Error::pool(format!("cannot kill worker {victim}: {e}")))?;
-        loop {
-            let ws = pool.list_workers();
-            if ws.len() == 2 && ws.iter().all(|w| w.pid != victim) {
-                break;
-            }
-            if t.elapsed() > Duration::from_secs(60) {
-                return Err(Error::pool("no replacement worker within 60 s"));
-            }
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        // Two concurrent calls: one lands on each worker, the replacement included.
-        let (a, b) = tokio::join!(pool.execute_call(noop()?), pool.execute_call(noop()?));
-        a?;
-        b?;
-        recover.push(millis(t.elapsed()));
+        recover.push(millis(kill_one_and_recover(&pool).await?));
 
         // A cold start: a fresh interpreter, not a fork of a zygote.
         let mut cold = bench_config(1);

@@ -7,7 +7,7 @@ use snakepit_core::config::{PoolConfig, StartMode};
 use snakepit_core::Error;
 use snakepit_pool::Pool;
 
-use super::{bench_config, millis, noop, Figure, Scale};
+use super::{bench_config, kill_one_and_recover, millis, Figure, Scale};
 
 fn config(size: usize, mode: StartMode) -> PoolConfig {
     let mut c = bench_config(size);
@@ -35,31 +35,7 @@ async fn recovery_rounds(mode: StartMode, rounds: usize) -> Result<Vec<f64>, Err
     let pool = ready_pool(2, mode).await?;
     let mut out = Vec::with_capacity(rounds);
     for _ in 0..rounds {
-        let victim = pool
-            .list_workers()
-            .first()
-            .map(|w| w.pid)
-            .ok_or_else(|| Error::pool("the pool has no worker"))?;
-        let t = Instant::now();
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(victim as i32),
-            nix::sys::signal::Signal::SIGKILL,
-        )
-        .map_err(|e| Error::pool(format!("cannot kill worker {victim}: {e}")))?;
-        loop {
-            let ws = pool.list_workers();
-            if ws.len() == 2 && ws.iter().all(|w| w.pid != victim) {
-                break;
-            }
-            if t.elapsed() > Duration::from_secs(60) {
-                return Err(Error::pool("no replacement worker within 60 s"));
-            }
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        let (a, b) = tokio::join!(pool.execute_call(noop()?), pool.execute_call(noop()?));
-        a?;
-        b?;
-        out.push(millis(t.elapsed()));
+        out.push(millis(kill_one_and_recover(&pool).await?));
         // Let the pool settle (no start-up in flight) before the next kill.
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
