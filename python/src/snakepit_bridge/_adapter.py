@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, TypeVar, overload
+from typing import Any, Callable, Dict, List, Optional, TypeVar, Union, overload
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -64,7 +64,7 @@ def tool(func: F) -> F: ...
 
 @overload
 def tool(
-    func: None = None,
+    func: Optional[str] = None,
     *,
     description: Optional[str] = None,
     supports_streaming: bool = False,
@@ -73,12 +73,12 @@ def tool(
 
 
 def tool(
-    func: Optional[F] = None,
+    func: Union[F, str, None] = None,
     *,
     description: Optional[str] = None,
     supports_streaming: bool = False,
     required_variables: Optional[List[str]] = None,
-):
+) -> Union[F, Callable[[F], F]]:
     """Mark an adapter method as a tool. Works bare (``@tool``) and with options.
 
     The description defaults to the docstring. Generator functions are streaming tools.

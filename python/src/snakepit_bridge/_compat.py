@@ -18,7 +18,7 @@ from typing import Any, Callable, Dict, Optional
 from . import thread_safety_checker
 from ._adapter import ParameterSpec, ToolSpec
 
-_CONTEXT: contextvars.ContextVar = contextvars.ContextVar("snakepit_session_context", default=None)
+_CONTEXT: contextvars.ContextVar[Any] = contextvars.ContextVar("snakepit_session_context", default=None)
 
 
 def adapter_tools(adapter: Any) -> Dict[str, ToolSpec]:
@@ -77,15 +77,19 @@ def execute_tool_spec(adapter: Any, name: str, known: Optional[ToolSpec] = None)
     description and streaming flag come from a ``@tool`` method of that name when there is one.
     """
     execute = adapter.execute_tool
+    func: Callable[..., Any]
     if inspect.iscoroutinefunction(execute):
 
-        async def func(**arguments: Any) -> Any:
+        async def execute_async(**arguments: Any) -> Any:
             return await execute(tool_name=name, arguments=arguments, context=_CONTEXT.get())
 
+        func = execute_async
     else:
 
-        def func(**arguments: Any) -> Any:
+        def execute_sync(**arguments: Any) -> Any:
             return execute(tool_name=name, arguments=arguments, context=_CONTEXT.get())
+
+        func = execute_sync
 
     params = list(known.parameters) if known else []
     return ToolSpec(
@@ -112,7 +116,7 @@ def is_result_iterator(value: Any) -> bool:
     return hasattr(value, "__anext__") or (hasattr(value, "__next__") and hasattr(value, "__iter__"))
 
 
-def checked(tool: ToolSpec):
+def checked(tool: ToolSpec) -> Callable[..., Any]:
     """``tool.func``, run through the global thread-safety checker when it is enabled.
 
     ``@thread_safe_method`` functions (``__thread_safe__``) are serialised, so only recorded.

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import threading
 import time
-from typing import Any, Dict, Optional
+from types import TracebackType
+from typing import Any, Dict, List, Optional, Protocol, Tuple, Type
 
 
 class HostBridgeUnavailableError(RuntimeError):
@@ -14,6 +15,18 @@ class HostBridgeUnavailableError(RuntimeError):
 
 class HostToolError(RuntimeError):
     """Raised when a host tool reports a failure."""
+
+
+class Cancellation(Protocol):
+    """What a transport sets when a call's caller goes away: a :class:`CancelFlag` or a ``threading.Event``."""
+
+    def set(self) -> None:
+        """Mark the call as cancelled."""
+        ...
+
+    def is_set(self) -> bool:
+        """Whether the call was cancelled."""
+        ...
 
 
 class CancelFlag:
@@ -51,7 +64,7 @@ class SessionContext:
         deadline: Optional[float] = None,
         host_address: Optional[str] = None,
         token: Optional[str] = None,
-        cancelled: Optional[Any] = None,
+        cancelled: Optional[Cancellation] = None,
         *,
         stub: Any = None,
     ) -> None:
@@ -64,7 +77,7 @@ class SessionContext:
         self._deadline = deadline
         self._host_address = host_address
         self._token = token
-        self._cancelled = cancelled if cancelled is not None else CancelFlag()
+        self._cancelled: Cancellation = cancelled if cancelled is not None else CancelFlag()
 
     @property
     def cancelled(self) -> bool:
@@ -80,9 +93,10 @@ class SessionContext:
     def __enter__(self) -> "SessionContext":
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(
+        self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]
+    ) -> None:
         self.cleanup()
-        return False
 
     def cleanup(self) -> bool:
         """Ask the host to drop this session (best effort); returns whether the host answered."""
@@ -163,10 +177,10 @@ class SessionContext:
         )
         return {t.name: (lambda _n=t.name, **kw: self.call_elixir_tool(_n, kw)) for t in resp.tools}
 
-    def _call_metadata(self):
+    def _call_metadata(self) -> List[Tuple[str, str]]:
         return [("x-snakepit-token", self._token)] if self._token else []
 
-    def _host_stub(self, what: str):
+    def _host_stub(self, what: str) -> Any:
         if self.stub is not None:
             return self.stub
         if not self._host_address:
@@ -181,7 +195,7 @@ _stubs: Dict[str, Any] = {}
 _stubs_lock = threading.Lock()
 
 
-def _host_stub(address: str):
+def _host_stub(address: str) -> Any:
     """One channel per host address for the whole process (grpc channels are thread-safe)."""
     with _stubs_lock:
         stub = _stubs.get(address)
@@ -196,7 +210,7 @@ def _host_stub(address: str):
         return stub
 
 
-def host_target(address: str):
+def host_target(address: str) -> Tuple[str, List[Tuple[str, str]]]:
     """Turn ``unix:/path`` or ``host:port`` into a grpc target and channel options."""
     if address.startswith("unix:"):
         # grpcio over UDS sends an :authority h2 servers reject unless it is a plain host.

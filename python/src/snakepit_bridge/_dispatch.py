@@ -18,19 +18,21 @@ import json
 import logging
 import threading
 import time
-from typing import Any, AsyncIterator, Dict, Optional
+from typing import Any, AsyncGenerator, AsyncIterator, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, TypeVar
 
 from google.protobuf import any_pb2
 
 from . import _shm, telemetry, thread_safety_checker
 from ._adapter import BaseAdapter, StreamChunk, ToolSpec
 from ._compat import PLAIN_RESULTS, adapter_tools, checked, context_setter, execute_tool_spec, has_execute_tool, is_result_iterator
-from ._context import SessionContext
+from ._context import Cancellation, SessionContext
 from ._proto import snakepit_bridge_pb2 as pb
 from ._typecheck import ArgumentChecks
 from ._wire import TYPE_URL_PREFIX, decode_parameters, encode_any, encode_json, error_object, simple_error
 
 log = logging.getLogger("snakepit_bridge.server")
+
+T = TypeVar("T")
 
 # Tags of what a generator's producer thread hands to the streaming consumer.
 _ITEM, _ERROR, _DONE = "item", "error", "done"
@@ -100,7 +102,7 @@ class Dispatcher:
         return spec
 
     # -- sessions and call set-up ------------------------------------------------------------
-    def session(self, session_id: str, metadata=None) -> Dict[str, Any]:
+    def session(self, session_id: str, metadata: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
         """The session record of ``session_id``, created on first use."""
         session = self.sessions.get(session_id)
         if session is None:
@@ -108,26 +110,30 @@ class Dispatcher:
             self.sessions[session_id] = session
         return session
 
-    def prepare(self, request):
-        """Find the tool and check its arguments: returns (tool, kwargs, error object or None)."""
+    def prepare(self, request: pb.ExecuteToolRequest) -> Tuple[ToolSpec, Dict[str, Any]]:
+        """Find the tool and check its arguments: returns (tool, kwargs).
+
+        Raises :class:`ToolCallError` (``not_found`` or ``invalid_argument``) whose payload is
+        the error object, naming what was wrong.
+        """
         name = request.tool_name
         kwargs, too_deep = decode_parameters(request.parameters)
         if too_deep is not None:
-            return None, kwargs, simple_error("InvalidArgumentsError", too_deep, name, request.session_id, kwargs.keys())
+            raise _rejected(simple_error("InvalidArgumentsError", too_deep, name, request.session_id, kwargs.keys()))
         kwargs.update({k: bytes(v) for k, v in request.binary_parameters.items()})
         try:
             kwargs = _shm.resolve_arguments(kwargs)
         except (_shm.ZeroCopyError, OSError, ValueError, TypeError) as exc:
             message = f"cannot read the array arguments of tool '{name}': {exc}"
-            return None, kwargs, simple_error("ZeroCopyError", message, name, request.session_id, kwargs.keys())
+            raise _rejected(simple_error("ZeroCopyError", message, name, request.session_id, kwargs.keys()))
         if self._execute_tool:
-            return self.execute_spec(name), kwargs, None
+            return self.execute_spec(name), kwargs
         tool = self.tools.get(name)
         if tool is None:
             available = ", ".join(sorted(self.tools)) or "(none)"
             message = f"unknown tool '{name}' for adapter {type(self.adapter).__name__}; available tools: {available}"
-            return None, kwargs, simple_error("UnknownToolError", message, name, request.session_id, kwargs.keys())
-        problems = []
+            raise _rejected(simple_error("UnknownToolError", message, name, request.session_id, kwargs.keys()))
+        problems: List[str] = []
         plan = self.plan(tool)
         if not tool.accepts_any_kwargs and not plan.known.issuperset(kwargs):
             unexpected = sorted(k for k in kwargs if k not in plan.known)
@@ -153,15 +159,15 @@ class Dispatcher:
                 f"invalid arguments for tool '{name}': {'; '.join(problems)} "
                 f"(accepted parameters: {accepted or 'none'})"
             )
-            return tool, kwargs, simple_error("InvalidArgumentsError", message, name, request.session_id, kwargs.keys())
-        return tool, kwargs, None
+            raise _rejected(simple_error("InvalidArgumentsError", message, name, request.session_id, kwargs.keys()))
+        return tool, kwargs
 
     def begin_call(
         self,
-        request,
+        request: pb.ExecuteToolRequest,
         deadline: Optional[float],
         correlation: Optional[str] = None,
-        cancelled: Optional[threading.Event] = None,
+        cancelled: Optional[Cancellation] = None,
     ) -> None:
         """Give the adapter its SessionContext and the call its correlation id.
 
@@ -185,7 +191,7 @@ class Dispatcher:
         )
 
     # -- running tools -----------------------------------------------------------------------
-    def _in_executor(self, func, *args, **kwargs):
+    def _in_executor(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> asyncio.Future[T]:
         """Run a blocking callable on the tool executor, keeping the call's context variables."""
         ctx = contextvars.copy_context()
         return asyncio.get_running_loop().run_in_executor(
@@ -202,9 +208,10 @@ class Dispatcher:
             result = await result
         return result
 
-    async def iterate(self, tool: ToolSpec, kwargs: Dict[str, Any], inline: bool = False):
+    async def iterate(self, tool: ToolSpec, kwargs: Dict[str, Any], inline: bool = False) -> AsyncGenerator[Any, None]:
         """Yield a tool's output items as they are produced (no batching)."""
         plan = self.plan(tool)
+        source: AsyncGenerator[Any, None]
         if plan.is_asyncgen:
             source = tool.func(**kwargs)
         elif plan.is_generator:
@@ -224,13 +231,13 @@ class Dispatcher:
         finally:
             await source.aclose()
 
-    def _source_of(self, iterator: Any, inline: bool):
+    def _source_of(self, iterator: Any, inline: bool) -> AsyncGenerator[Any, None]:
         """An async generator over a returned (sync or async) iterator."""
         if hasattr(iterator, "__anext__"):
             return _aiter(iterator)
         return _iterate_inline(iterator) if inline else self._iterate_in_thread(iterator)
 
-    async def _iterate_in_thread(self, gen):
+    async def _iterate_in_thread(self, gen: Iterable[Any]) -> AsyncGenerator[Any, None]:
         """Run a sync generator on the tool executor, handing items over a one-slot queue.
 
         The slot gives backpressure: the generator is resumed only after its previous item
@@ -238,10 +245,10 @@ class Dispatcher:
         closed in its own thread.
         """
         loop = asyncio.get_running_loop()
-        queue: asyncio.Queue = asyncio.Queue(maxsize=1)
+        queue: asyncio.Queue[Tuple[str, Any]] = asyncio.Queue(maxsize=1)
         stop = threading.Event()
 
-        def hand_over(entry) -> bool:
+        def hand_over(entry: Tuple[str, Any]) -> bool:
             try:
                 fut = asyncio.run_coroutine_threadsafe(queue.put(entry), loop)
             except RuntimeError:  # the loop is gone
@@ -288,7 +295,7 @@ class Dispatcher:
             if finished:
                 await producer
 
-    async def collect(self, tool: ToolSpec, kwargs: Dict[str, Any], inline: bool = False) -> list:
+    async def collect(self, tool: ToolSpec, kwargs: Dict[str, Any], inline: bool = False) -> List[Any]:
         """A generator tool called through a unary call: all its items as one list."""
         items = self.iterate(tool, kwargs, inline)
         try:
@@ -317,19 +324,20 @@ class Dispatcher:
     # -- whole calls ---------------------------------------------------------------------------
     async def execute(
         self,
-        request,
+        request: pb.ExecuteToolRequest,
         deadline: Optional[float] = None,
         correlation: Optional[str] = None,
         inline: bool = False,
-        cancelled: Optional[threading.Event] = None,
+        cancelled: Optional[Cancellation] = None,
     ) -> pb.ExecuteToolResponse:
         """Run one unary call; every failure is a ``success=false`` response with the error object."""
         started = time.monotonic_ns()
         # One check per call: an unobserved call builds no telemetry event at all.
         observed = telemetry.recording()
-        tool, kwargs, error = self.prepare(request)
-        if error is not None:
-            return pb.ExecuteToolResponse(success=False, error_message=json.dumps(error))
+        try:
+            tool, kwargs = self.prepare(request)
+        except ToolCallError as rejected:
+            return pb.ExecuteToolResponse(success=False, error_message=json.dumps(rejected.payload))
         self.in_flight += 1
         try:
             self.begin_call(request, deadline, correlation, cancelled)
@@ -384,12 +392,12 @@ class Dispatcher:
 
     async def stream(
         self,
-        request,
+        request: pb.ExecuteToolRequest,
         deadline: Optional[float] = None,
         correlation: Optional[str] = None,
         inline: bool = False,
-        cancelled: Optional[threading.Event] = None,
-    ) -> AsyncIterator[pb.ToolChunk]:
+        cancelled: Optional[Cancellation] = None,
+    ) -> AsyncGenerator[pb.ToolChunk, None]:
         """Run one streaming call, yielding its chunks; raises :class:`ToolCallError` on failure.
 
         Chunk ids are ``<tool>-<n>`` from 1; when no item was marked final, one extra empty
@@ -399,10 +407,7 @@ class Dispatcher:
         started = time.monotonic_ns()
         # One check per call: an unobserved call builds no telemetry event at all.
         observed = telemetry.recording()
-        tool, kwargs, error = self.prepare(request)
-        if error is not None:
-            kind = "not_found" if error["type"] == "UnknownToolError" else "invalid_argument"
-            raise ToolCallError(kind, error)
+        tool, kwargs = self.prepare(request)  # raises ToolCallError: not_found or invalid_argument
         self.in_flight += 1
         n = 0
         final_sent = False
@@ -477,7 +482,12 @@ class _CallPlan:
         )
 
 
-async def _iterate_inline(gen):
+def _rejected(error: Dict[str, Any]) -> ToolCallError:
+    """The :class:`ToolCallError` of a call refused before it ran (unknown tool or bad arguments)."""
+    return ToolCallError("not_found" if error["type"] == "UnknownToolError" else "invalid_argument", error)
+
+
+async def _iterate_inline(gen: Iterable[Any]) -> AsyncGenerator[Any, None]:
     """Drive a sync iterator on the calling thread; closing the iterator closes a generator."""
     try:
         for item in gen:
@@ -488,7 +498,7 @@ async def _iterate_inline(gen):
             close()
 
 
-async def _aiter(iterator):
+async def _aiter(iterator: AsyncIterator[Any]) -> AsyncGenerator[Any, None]:
     """An async generator over an async iterator (so it can be closed like the others)."""
     try:
         async for item in iterator:
@@ -512,7 +522,7 @@ def chunk_value(item: Any) -> Any:
     return item
 
 
-def chunk_parts(item: Any):
+def chunk_parts(item: Any) -> Tuple[bytes, bool, Dict[str, str]]:
     """Split a yielded item into (data bytes, is_final, metadata) per the protocol."""
     is_final = False
     metadata: Dict[str, str] = {}

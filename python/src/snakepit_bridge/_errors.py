@@ -103,8 +103,9 @@ def _is_shape_error(lower: str) -> bool:
     )
 
 
-def _shapes(message: str):
-    expected = got = None
+def _shapes(message: str) -> Tuple[Optional[List[int]], Optional[List[int]]]:
+    expected: Optional[List[int]] = None
+    got: Optional[List[int]] = None
     m = re.search(r"expected[^\[(\d]*([\[(][\d,\s]+[\])])", message, re.IGNORECASE)
     if m:
         expected = extract_shape(m.group(1))
@@ -142,7 +143,7 @@ def _oom(device: str, message: str) -> Dict[str, Any]:
     return {"device": device, "requested_bytes": requested, "available_bytes": available, "suggestions": suggestions}
 
 
-def _bytes(match) -> Optional[int]:
+def _bytes(match: Optional[re.Match[str]]) -> Optional[int]:
     if not match:
         return None
     return int(float(match.group(1)) * _UNITS[match.group(2).lower()])

@@ -24,7 +24,7 @@ import os
 import struct
 import threading
 import time
-from typing import Dict, Optional
+from typing import Any, AsyncGenerator, AsyncIterator, Coroutine, Dict, List, Optional, Set, TypeVar, cast
 
 import grpc
 from google.protobuf.message import DecodeError
@@ -34,6 +34,8 @@ from ._dispatch import Dispatcher, ToolCallError
 from ._proto import snakepit_bridge_pb2 as pb
 
 log = logging.getLogger("snakepit_bridge.fast")
+
+T = TypeVar("T")
 
 # Frame kinds (host -> worker, then worker -> host).
 HELLO, CALL, STREAM, CANCEL, CREDIT = 0x01, 0x02, 0x03, 0x04, 0x05
@@ -82,7 +84,7 @@ class FastServer:
         self.max_message_bytes = max_message_bytes
         self.loop: Optional[asyncio.AbstractEventLoop] = None
         self._server: Optional[asyncio.AbstractServer] = None
-        self._connections: set = set()
+        self._connections: Set[FastConnection] = set()
         self._thread: Optional[threading.Thread] = None
         self._started = threading.Event()
         self._stopped: Optional[asyncio.Event] = None
@@ -181,21 +183,22 @@ class FastConnection(asyncio.Protocol):
         self.transport: Optional[asyncio.Transport] = None
         self.authenticated = False
         self.closed = False
-        self.tasks: Dict[int, asyncio.Task] = {}
+        self.tasks: Dict[int, asyncio.Task[None]] = {}
         self.cancels: Dict[int, CancelFlag] = {}
         self.credits: Dict[int, _Credit] = {}
         self.writable = asyncio.Event()
         self.writable.set()
         # Frames to send, written in one go at the end of the loop iteration that made them.
-        self.out: list = []
+        self.out: List[bytes] = []
         self.flush_scheduled = False
 
     # -- asyncio.Protocol ----------------------------------------------------------------------
-    def connection_made(self, transport) -> None:
-        self.transport = transport
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # A unix server's connections have read-write transports.
+        self.transport = cast(asyncio.Transport, transport)
         self.server._connections.add(self)
 
-    def connection_lost(self, exc) -> None:
+    def connection_lost(self, exc: Optional[Exception]) -> None:
         self.closed = True
         self.server._connections.discard(self)
         for request_id in list(self.tasks):
@@ -314,13 +317,13 @@ class FastConnection(asyncio.Protocol):
         return True
 
     # -- calls ---------------------------------------------------------------------------------
-    def _runs_at_home(self, request) -> bool:
+    def _runs_at_home(self, request: pb.ExecuteToolRequest) -> bool:
         """Async tools (an async ``execute_tool`` too) run on the worker's main loop, like on gRPC."""
         d = self.dispatcher
         tool = d.execute_spec(request.tool_name) if d._execute_tool else d.tools.get(request.tool_name)
         return tool is not None and d.plan(tool).runs_at_home
 
-    def _eager(self, request) -> bool:
+    def _eager(self, request: pb.ExecuteToolRequest) -> bool:
         """Whether a call runs to its end inside the frame handler: on the process profile a
         sync, non-generator tool never waits for the loop, so it needs no task of its own."""
         if not self.server.inline:
@@ -332,7 +335,9 @@ class FastConnection(asyncio.Protocol):
         plan = d.plan(tool)
         return not (plan.runs_at_home or plan.is_generator)
 
-    def _unary_now(self, request_id: int, request, deadline, cancelled) -> None:
+    def _unary_now(
+        self, request_id: int, request: pb.ExecuteToolRequest, deadline: Optional[float], cancelled: CancelFlag
+    ) -> None:
         """Run an eager call: drive the dispatcher's coroutine by hand; should it wait after
         all (a sync tool that returned an awaitable), a task finishes it."""
         call = self.dispatcher.execute(request, deadline, inline=True, cancelled=cancelled)
@@ -351,7 +356,14 @@ class FastConnection(asyncio.Protocol):
             self._finish(request_id, request, call, waiting, cancelled)
         )
 
-    async def _finish(self, request_id: int, request, call, waiting, cancelled) -> None:
+    async def _finish(
+        self,
+        request_id: int,
+        request: pb.ExecuteToolRequest,
+        call: Coroutine[Any, Any, pb.ExecuteToolResponse],
+        waiting: Any,
+        cancelled: CancelFlag,
+    ) -> None:
         """Go on driving a started call the way a task would, then answer it."""
         try:
             while True:
@@ -369,12 +381,14 @@ class FastConnection(asyncio.Protocol):
             self.tasks.pop(request_id, None)
             self.cancels.pop(request_id, None)
 
-    def _answer(self, request_id: int, request, response) -> None:
+    def _answer(self, request_id: int, request: pb.ExecuteToolRequest, response: pb.ExecuteToolResponse) -> None:
         data = response.SerializeToString()
         if not self._too_large(request_id, f"response of call '{request.tool_name}'", len(data)):
             self._send(request_id, RESPONSE, data)
 
-    async def _unary(self, request_id: int, request, deadline, cancelled) -> None:
+    async def _unary(
+        self, request_id: int, request: pb.ExecuteToolRequest, deadline: Optional[float], cancelled: CancelFlag
+    ) -> None:
         try:
             call = self.dispatcher.execute(request, deadline, inline=self.server.inline, cancelled=cancelled)
             if self._runs_at_home(request):
@@ -388,7 +402,9 @@ class FastConnection(asyncio.Protocol):
             self.tasks.pop(request_id, None)
             self.cancels.pop(request_id, None)
 
-    async def _stream(self, request_id: int, request, deadline, cancelled) -> None:
+    async def _stream(
+        self, request_id: int, request: pb.ExecuteToolRequest, deadline: Optional[float], cancelled: CancelFlag
+    ) -> None:
         credit = _Credit(STREAM_WINDOW)
         self.credits[request_id] = credit
         chunks = self.dispatcher.stream(request, deadline, inline=self.server.inline, cancelled=cancelled)
@@ -423,7 +439,7 @@ class FastConnection(asyncio.Protocol):
             self.credits.pop(request_id, None)
             await self._close_stream(chunks, at_home)
 
-    async def _close_stream(self, chunks, at_home: bool) -> None:
+    async def _close_stream(self, chunks: AsyncGenerator[pb.ToolChunk, None], at_home: bool) -> None:
         """Close the dispatcher's stream (and so the tool's generator) where it runs."""
         try:
             if at_home:
@@ -434,11 +450,11 @@ class FastConnection(asyncio.Protocol):
             log.exception("closing the stream of a fast call failed")
 
 
-async def _next(chunks):
+async def _next(chunks: AsyncIterator[T]) -> T:
     return await chunks.__anext__()
 
 
-async def _aclose(chunks) -> None:
+async def _aclose(chunks: AsyncGenerator[Any, None]) -> None:
     await chunks.aclose()
 
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, List
+from typing import TYPE_CHECKING, Any, List
+
+if TYPE_CHECKING:
+    from ._proto import snakepit_bridge_pb2 as pb
 
 log = logging.getLogger("snakepit_bridge.adapter")
 
 
-def registration_request(adapter: Any, session_id: str, worker_id: str = ""):
+def registration_request(adapter: Any, session_id: str, worker_id: str = "") -> pb.RegisterToolsRequest:
     """The ``RegisterToolsRequest`` announcing ``adapter``'s tools."""
     from ._compat import adapter_tools
     from ._proto import snakepit_bridge_pb2 as pb

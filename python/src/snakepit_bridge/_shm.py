@@ -19,7 +19,8 @@ import mmap
 import os
 import struct
 import threading
-from typing import Any, Dict, List, Optional, Tuple
+from types import ModuleType
+from typing import Any, Dict, List, Literal, Optional, Sequence, Tuple
 
 import sys
 
@@ -29,10 +30,10 @@ class _LazyNumpy:
     and a worker that never sees an array never pays for it. Falsy when numpy is missing."""
 
     def __init__(self) -> None:
-        self.module = None
+        self.module: Optional[ModuleType] = None
         self.tried = False
 
-    def get(self):
+    def get(self) -> Optional[ModuleType]:
         if not self.tried:
             self.tried = True
             try:
@@ -56,7 +57,9 @@ RELEASED = 2
 MIN_SEGMENT = 64 << 20
 SEGMENT_STEP = 2 << 20
 
-_DTYPES = {
+# The struct codes a memoryview can be cast to (the ones typeshed's memoryview.cast accepts).
+_Code = Literal["?", "B", "b", "H", "h", "I", "i", "Q", "q", "f", "d"]
+_DTYPES: Dict[str, _Code] = {
     "bool": "?", "uint8": "B", "int8": "b", "uint16": "H", "int16": "h", "uint32": "I",
     "int32": "i", "uint64": "Q", "int64": "q", "float32": "f", "float64": "d",
 }
@@ -131,7 +134,7 @@ class _HostMaps:
         return None
 
 
-def _address(buffer) -> int:
+def _address(buffer: Any) -> int:
     """The address of a writable buffer's first byte (0 when it cannot be known)."""
     _np = _NUMPY.get()
     try:
@@ -147,7 +150,7 @@ def _address(buffer) -> int:
 HOST = _HostMaps()
 
 
-def _as_array(desc: Dict[str, Any], view) -> Any:
+def _as_array(desc: Dict[str, Any], view: memoryview) -> Any:
     fmt = desc.get("format", "ndarray")
     if fmt == "bytes":
         return view
@@ -269,7 +272,7 @@ class WorkerArena:
                     self.segments.remove(seg)
                     seg.close()
 
-    def write(self, data) -> Dict[str, Any]:
+    def write(self, data: Any) -> Dict[str, Any]:
         """Copy ``data`` (a buffer) into a fresh region and return its handle."""
         view = memoryview(data).cast("B") if not isinstance(data, memoryview) or data.format != "B" else data
         nbytes = view.nbytes
@@ -300,15 +303,17 @@ class WorkerArena:
 ARENA = WorkerArena()
 
 
-def _describe(fmt: str, dtype: str, shape, nbytes: int) -> Dict[str, Any]:
-    strides, step = [], _SIZES.get(dtype, 1)
+def _describe(fmt: str, dtype: str, shape: Sequence[int], nbytes: int) -> Dict[str, Any]:
+    strides: List[int] = []
+    step = _SIZES.get(dtype, 1)
     for d in reversed(list(shape)):
         strides.insert(0, step)
         step *= int(d)
     return {"format": fmt, "dtype": dtype, "shape": [int(d) for d in shape], "strides": strides, "nbytes": nbytes}
 
 
-def _arrow_ipc(table) -> Optional[bytes]:
+def _arrow_ipc(table: Any) -> Any:
+    """The Arrow IPC stream of a pyarrow Table or RecordBatch (a ``pyarrow.Buffer``), else None."""
     try:
         import pyarrow as pa
     except ImportError:

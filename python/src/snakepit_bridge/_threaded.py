@@ -8,7 +8,7 @@ import functools
 import inspect
 import threading
 from collections import defaultdict
-from typing import Any, Callable, Dict, Iterator, Optional, TypeVar
+from typing import Any, AsyncIterator, Callable, Dict, Iterator, Optional, Tuple, TypeVar, cast
 
 from ._adapter import BaseAdapter
 
@@ -113,7 +113,7 @@ class ThreadSafeAdapter(BaseAdapter):
         self._method_locks_guard = threading.Lock()
 
     # Subclasses that forget ``super().__init__()`` still get working primitives.
-    def _primitives(self):
+    def _primitives(self) -> Tuple["threading.RLock", ThreadLocalStorage, RequestTracker]:
         if "_tracker" not in self.__dict__ or "_method_locks" not in self.__dict__:
             ThreadSafeAdapter.__init__(self)
         return self._lock, self._thread_local, self._tracker
@@ -178,7 +178,7 @@ class ThreadSafeAdapter(BaseAdapter):
             "tracker": tracker.get_stats(),
         }
 
-    def _method_lock(self, name: str, kind: str):
+    def _method_lock(self, name: str, kind: str) -> Any:
         """The lock serialising calls of method ``name`` (threading or asyncio, by ``kind``)."""
         self._primitives()
         key = f"{kind}:{name}"
@@ -204,7 +204,7 @@ def thread_safe_method(func: F) -> F:
     if inspect.isasyncgenfunction(func):
 
         @functools.wraps(func)
-        async def agen_wrapper(self, *args, **kwargs):
+        async def agen_wrapper(self: Any, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
             if not isinstance(self, ThreadSafeAdapter):
                 async for item in func(self, *args, **kwargs):
                     yield item
@@ -218,7 +218,7 @@ def thread_safe_method(func: F) -> F:
     elif inspect.iscoroutinefunction(func):
 
         @functools.wraps(func)
-        async def async_wrapper(self, *args, **kwargs):
+        async def async_wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
             if not isinstance(self, ThreadSafeAdapter):
                 return await func(self, *args, **kwargs)
             async with self._method_lock(name, "async"):
@@ -229,7 +229,7 @@ def thread_safe_method(func: F) -> F:
     elif inspect.isgeneratorfunction(func):
 
         @functools.wraps(func)
-        def gen_wrapper(self, *args, **kwargs):
+        def gen_wrapper(self: Any, *args: Any, **kwargs: Any) -> Iterator[Any]:
             if not isinstance(self, ThreadSafeAdapter):
                 yield from func(self, *args, **kwargs)
                 return
@@ -240,7 +240,7 @@ def thread_safe_method(func: F) -> F:
     else:
 
         @functools.wraps(func)
-        def sync_wrapper(self, *args, **kwargs):
+        def sync_wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
             if not isinstance(self, ThreadSafeAdapter):
                 return func(self, *args, **kwargs)
             with self._method_lock(name, "sync"), _tracked(self):
@@ -248,7 +248,7 @@ def thread_safe_method(func: F) -> F:
 
         wrapper = sync_wrapper
     wrapper.__thread_safe__ = True
-    return wrapper  # type: ignore[return-value]
+    return cast(F, wrapper)
 
 
 @contextlib.contextmanager
@@ -261,11 +261,11 @@ def _tracked(adapter: ThreadSafeAdapter) -> Iterator[None]:
         tracker.end_request()
 
 
-def require_thread_safe(func: Callable) -> Callable:
+def require_thread_safe(func: F) -> F:
     """Decorate ``func(adapter, ...)`` to raise ``ValueError`` unless the adapter declares thread safety."""
 
     @functools.wraps(func)
-    def wrapper(adapter, *args, **kwargs):
+    def wrapper(adapter: Any, *args: Any, **kwargs: Any) -> Any:
         if not is_thread_safe(adapter):
             raise ValueError(
                 f"Adapter {type(adapter).__name__} is not thread-safe. "
@@ -273,7 +273,7 @@ def require_thread_safe(func: Callable) -> Callable:
             )
         return func(adapter, *args, **kwargs)
 
-    return wrapper
+    return cast(F, wrapper)
 
 
 def validate_thread_safety(adapter_class: type) -> bool:

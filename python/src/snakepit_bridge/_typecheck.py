@@ -18,10 +18,10 @@ import collections.abc
 import inspect
 import sys
 import typing
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 _NOT_CHECKED = object()
-_UNION_TYPES: tuple = (typing.Union,)
+_UNION_TYPES: Tuple[Any, ...] = (typing.Union,)
 if sys.version_info >= (3, 10):
     import types
 
@@ -32,14 +32,14 @@ _MAPPINGS = (dict, collections.abc.Mapping, collections.abc.MutableMapping)
 
 
 def _hints(func: Callable[..., Any]) -> Dict[str, Any]:
-    cached = getattr(func, "__snakepit_hints__", None)
+    cached: Optional[Dict[str, Any]] = getattr(func, "__snakepit_hints__", None)
     if cached is not None:
         return cached
     try:
         hints = typing.get_type_hints(func)
     except Exception:  # noqa: BLE001 - one unresolvable annotation: resolve the others one by one
         hints = _hints_one_by_one(func)
-    target = getattr(func, "__func__", func)
+    target: Any = getattr(func, "__func__", func)
     try:
         target.__snakepit_hints__ = hints
     except (AttributeError, TypeError):
@@ -126,7 +126,7 @@ def _matches(value: Any, annotation: Any) -> Any:
     return _NOT_CHECKED
 
 
-def _all_match(values, annotation: Any) -> Any:
+def _all_match(values: Iterable[Any], annotation: Any) -> Any:
     for v in values:
         r = _matches(v, annotation)
         if r is not True:
@@ -144,7 +144,7 @@ class ArgumentChecks:
     __slots__ = ("checks",)
 
     def __init__(self, func: Callable[..., Any]) -> None:
-        self.checks: Dict[str, tuple] = {}
+        self.checks: Dict[str, Tuple[Any, bool]] = {}
         hints = _hints(func)
         if not hints:
             return

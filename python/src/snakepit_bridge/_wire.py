@@ -13,18 +13,21 @@ import pathlib
 import sys
 import traceback
 import uuid
-from typing import Any, Dict, Optional, Tuple
+from types import ModuleType
+from typing import Any, Dict, Iterable, Mapping, Optional, Set, Tuple
 
 from google.protobuf import any_pb2, wrappers_pb2
 
+_orjson: Optional[ModuleType]
 try:  # orjson encodes and decodes several times faster; the standard library is the fallback
-    import orjson as _orjson
+    import orjson
 
+    _orjson = orjson
     _ORJSON_OPTIONS = (
-        _orjson.OPT_NON_STR_KEYS
-        | _orjson.OPT_PASSTHROUGH_DATETIME
-        | _orjson.OPT_PASSTHROUGH_DATACLASS
-        | _orjson.OPT_PASSTHROUGH_SUBCLASS
+        orjson.OPT_NON_STR_KEYS
+        | orjson.OPT_PASSTHROUGH_DATETIME
+        | orjson.OPT_PASSTHROUGH_DATACLASS
+        | orjson.OPT_PASSTHROUGH_SUBCLASS
     )
 except ImportError:  # pragma: no cover - orjson is a dependency, but optional at run time
     _orjson = None
@@ -48,7 +51,7 @@ def _type_name(value: Any) -> str:
     return "map"
 
 
-def to_jsonable(value: Any, _depth: int = 0, _active: Optional[set] = None) -> Any:
+def to_jsonable(value: Any, _depth: int = 0, _active: Optional[Set[int]] = None) -> Any:
     """Convert a value to plain JSON data by the graceful serialization rules.
 
     Special floats become the strings ``"NaN"``, ``"Infinity"`` and ``"-Infinity"``; datetimes,
@@ -161,6 +164,7 @@ def encode_json(value: Any) -> bytes:
     ``null`` is re-encoded by the rules, as is anything orjson refuses.
     """
     if _orjson is not None:
+        out: Optional[bytes]
         try:
             out = _orjson.dumps(value, default=_refuse, option=_ORJSON_OPTIONS)
         except (TypeError, _orjson.JSONEncodeError):  # e.g. sets, Decimal, integers beyond 64 bits
@@ -211,8 +215,8 @@ def decode_any(message: any_pb2.Any) -> Any:
         try:
             wrapped.ParseFromString(raw)
         except Exception:  # noqa: BLE001 - not a StringValue after all
-            wrapped = None
-        if wrapped is not None:
+            pass
+        else:
             try:
                 return json.loads(wrapped.value)
             except ValueError:
@@ -220,7 +224,7 @@ def decode_any(message: any_pb2.Any) -> Any:
     return raw.decode("utf-8", errors="replace")
 
 
-def decode_parameters(parameters) -> Tuple[Dict[str, Any], Optional[str]]:
+def decode_parameters(parameters: Mapping[str, any_pb2.Any]) -> Tuple[Dict[str, Any], Optional[str]]:
     """Decode a request's parameters; the second item names one too deep for Python to decode."""
     kwargs: Dict[str, Any] = {}
     for name, value in parameters.items():
@@ -234,7 +238,7 @@ def decode_parameters(parameters) -> Tuple[Dict[str, Any], Optional[str]]:
     return kwargs, None
 
 
-def error_object(exc: BaseException, tool: str, session_id: str, argument_keys, type_name: Optional[str] = None) -> Dict[str, Any]:
+def error_object(exc: BaseException, tool: str, session_id: str, argument_keys: Iterable[str], type_name: Optional[str] = None) -> Dict[str, Any]:
     """The structured error payload of a failed call."""
     from ._errors import classify
 
@@ -253,7 +257,7 @@ def error_object(exc: BaseException, tool: str, session_id: str, argument_keys, 
     return payload
 
 
-def simple_error(type_name: str, message: str, tool: str, session_id: str, argument_keys) -> Dict[str, Any]:
+def simple_error(type_name: str, message: str, tool: str, session_id: str, argument_keys: Iterable[str]) -> Dict[str, Any]:
     """A structured error payload without a Python traceback (validation failures)."""
     return {
         "type": type_name,

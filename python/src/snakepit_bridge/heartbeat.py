@@ -18,7 +18,7 @@ import re
 import signal
 import time
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Awaitable, Callable, Dict, Mapping, Optional
+from typing import Any, Awaitable, Callable, Dict, Mapping, Optional, Sequence, Tuple
 
 __all__ = ["HeartbeatClient", "HeartbeatConfig"]
 
@@ -76,7 +76,7 @@ class HeartbeatClient:
         *,
         loop: Optional[asyncio.AbstractEventLoop] = None,
         on_threshold_exceeded: Optional[Callable[[int], Awaitable[None]]] = None,
-        metadata: Optional[list] = None,
+        metadata: Optional[Sequence[Tuple[str, str]]] = None,
     ) -> None:
         self._stub = stub
         self._session_id = session_id
@@ -86,7 +86,7 @@ class HeartbeatClient:
         if on_threshold_exceeded is None and self._config.dependent:
             on_threshold_exceeded = self._terminate_self
         self._on_threshold_exceeded = on_threshold_exceeded
-        self._task: Optional[asyncio.Task] = None
+        self._task: Optional[asyncio.Task[None]] = None
         self._running = False
         self._missed = 0
         self._sent = 0

@@ -19,7 +19,8 @@ import threading
 import time
 import warnings
 from collections import defaultdict
-from typing import Any, Callable, Dict, Iterator, List, Optional, Set
+from types import TracebackType
+from typing import Any, Callable, Dict, Iterator, List, Optional, Set, Type, TypeVar, cast
 
 from .logging_config import get_logger
 
@@ -202,14 +203,17 @@ class ThreadSafetyChecker:
         self.reset()
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(
+        self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]
+    ) -> None:
         if self.enabled:
             for line in self.get_report()["recommendations"]:
                 logger.info("thread safety: %s", line)
-        return False
 
 
 _global_checker = ThreadSafetyChecker(enabled=False)
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def enable_checking(strict_mode: bool = False) -> ThreadSafetyChecker:
@@ -230,24 +234,24 @@ def get_global_checker() -> ThreadSafetyChecker:
     return _global_checker
 
 
-def check_thread_safe(func: Callable) -> Callable:
+def check_thread_safe(func: F) -> F:
     """Run every call of ``func`` through the global checker."""
 
     @functools.wraps(func)
-    def wrapper(*args, **kwargs):
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
         frame = inspect.currentframe()
         _global_checker.check_method_access(func.__name__, frame.f_back if frame else None)
         with _global_checker.guard(func.__name__, serialized=bool(getattr(func, "__thread_safe__", False))):
             return func(*args, **kwargs)
 
-    return wrapper
+    return cast(F, wrapper)
 
 
-def require_thread_safe_adapter(func: Callable) -> Callable:
+def require_thread_safe_adapter(func: F) -> F:
     """Decorate ``func(adapter, ...)`` to raise ``ValueError`` unless the adapter is declared thread-safe."""
 
     @functools.wraps(func)
-    def wrapper(adapter, *args, **kwargs):
+    def wrapper(adapter: Any, *args: Any, **kwargs: Any) -> Any:
         if not hasattr(adapter, "__thread_safe__"):
             raise ValueError(
                 f"Adapter {type(adapter).__name__} does not declare thread safety. "
@@ -260,7 +264,7 @@ def require_thread_safe_adapter(func: Callable) -> Callable:
             )
         return func(adapter, *args, **kwargs)
 
-    return wrapper
+    return cast(F, wrapper)
 
 
 def validate_adapter_thread_safety(adapter_class: type) -> bool:

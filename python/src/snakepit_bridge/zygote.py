@@ -39,7 +39,7 @@ import signal  # noqa: E402
 import socket  # noqa: E402
 import sys  # noqa: E402
 import threading  # noqa: E402
-from typing import Any, Dict, List, Optional  # noqa: E402
+from typing import Any, Dict, List, Optional, Tuple, Union  # noqa: E402
 
 import grpc  # noqa: E402,F401 - preloaded for the children
 
@@ -54,7 +54,7 @@ log = logging.getLogger("snakepit_bridge.zygote")
 HOST_PIDFD_ENV = "SNAKEPIT_HOST_PIDFD"
 
 
-def _parse(argv: Optional[List[str]]):
+def _parse(argv: Optional[List[str]]) -> Tuple[argparse.Namespace, List[str]]:
     p = argparse.ArgumentParser(prog="python -m snakepit_bridge.zygote", add_help=True)
     p.add_argument("--control", required=True, help="path of the control socket to listen on")
     p.add_argument("--preload", action="append", default=[], help="a module to import before forking")
@@ -132,7 +132,9 @@ class _Zygote:
 
     def serve(self) -> int:
         while True:
-            watched = [self.listener, self.wake_r] + ([self.conn] if self.conn else [])
+            watched: List[Union[int, socket.socket]] = [self.listener, self.wake_r]
+            if self.conn:
+                watched.append(self.conn)
             if self.host_fd is not None:
                 watched.append(self.host_fd)
             try:

@@ -15,7 +15,7 @@ import contextvars
 import os
 import time
 import uuid
-from typing import Any, Iterator, Mapping, Optional
+from typing import Any, Dict, Iterator, Mapping, Optional, Protocol
 
 from .backends import GrpcBackend, StderrBackend
 from .stream import BUFFER_CAPACITY, TelemetryBuffer, TelemetryEventRecord
@@ -46,14 +46,27 @@ BUFFER: TelemetryBuffer = GrpcBackend()
 """The queue the worker's ``StreamTelemetry`` drains."""
 
 
-def _backend_from_env() -> Any:
+class Backend(Protocol):
+    """Where emitted events go: ``GrpcBackend`` (the default), ``StderrBackend`` or your own.
+
+    A backend may also have a ``recording`` attribute; while it is False, ``emit`` returns at once.
+    """
+
+    def push_raw(
+        self, name: str, measurements: Dict[str, Any], metadata: Dict[str, str], timestamp_ns: int, correlation_id: str
+    ) -> bool:
+        """Take one event; False when it was filtered out or dropped."""
+        ...
+
+
+def _backend_from_env() -> Backend:
     return StderrBackend() if os.environ.get("SNAKEPIT_TELEMETRY_BACKEND", "").lower() == "stderr" else BUFFER
 
 
-_backend: Any = _backend_from_env()
+_backend: Backend = _backend_from_env()
 
 
-def set_backend(backend: Any) -> None:
+def set_backend(backend: Backend) -> None:
     """Send events to ``backend`` (``BUFFER``, a ``StderrBackend``, or an object with ``push_raw``).
 
     A backend may have a ``recording`` attribute; while it is False, ``emit`` returns at once.
@@ -67,7 +80,8 @@ def recording() -> bool:
 
     Callers on a hot path check it before building an event's measurements and metadata.
     """
-    return getattr(_backend, "recording", True)
+    on: bool = getattr(_backend, "recording", True)
+    return on
 
 
 def reinitialize() -> None:
@@ -149,7 +163,7 @@ def new_correlation_id() -> str:
     return uuid.uuid4().hex
 
 
-def set_correlation_id(correlation_id: Optional[str]) -> contextvars.Token:
+def set_correlation_id(correlation_id: Optional[str]) -> contextvars.Token[Optional[str]]:
     """Set the correlation id of the current call (events emitted from here carry it)."""
     return _correlation_id.set(correlation_id)
 
@@ -159,7 +173,7 @@ def get_correlation_id() -> Optional[str]:
     return _correlation_id.get()
 
 
-def reset_correlation_id(token: Optional[contextvars.Token] = None) -> None:
+def reset_correlation_id(token: Optional[contextvars.Token[Optional[str]]] = None) -> None:
     """Restore the previous correlation id (with a token from ``set``) or clear it."""
     if token is not None:
         _correlation_id.reset(token)
@@ -167,7 +181,7 @@ def reset_correlation_id(token: Optional[contextvars.Token] = None) -> None:
         _correlation_id.set(None)
 
 
-def set_traceparent(traceparent: Optional[str]) -> contextvars.Token:
+def set_traceparent(traceparent: Optional[str]) -> contextvars.Token[Optional[str]]:
     """Set the W3C trace context the host sent with the current call."""
     return _traceparent.set(traceparent)
 

@@ -15,7 +15,7 @@ import fnmatch
 import random
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Deque, Dict, List, Optional, Tuple
+from typing import Any, Deque, Dict, Iterable, List, Optional, Tuple
 
 __all__ = ["BUFFER_CAPACITY", "TelemetryBuffer", "TelemetryEventRecord"]
 
@@ -71,7 +71,7 @@ class TelemetryBuffer:
         self._lock = threading.Lock()
         self._events: Deque[_Raw] = collections.deque()
         self._capacity = capacity
-        self._waiters: List[tuple] = []
+        self._waiters: List[Tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
         self.controls = _Controls()
         self._admits_all = True
         #: False while the host has switched telemetry off: ``emit`` returns at once then.
@@ -119,7 +119,15 @@ class TelemetryBuffer:
             n, self._reported = self.dropped - self._reported, self.dropped
         return n
 
-    def apply_control(self, *, enabled=None, sampling_rate=None, patterns=None, allow=None, deny=None) -> None:
+    def apply_control(
+        self,
+        *,
+        enabled: Optional[bool] = None,
+        sampling_rate: Optional[float] = None,
+        patterns: Optional[Iterable[str]] = None,
+        allow: Optional[Iterable[str]] = None,
+        deny: Optional[Iterable[str]] = None,
+    ) -> None:
         """Change what is recorded (the host's TelemetryControl messages)."""
         with self._lock:
             c = self.controls
