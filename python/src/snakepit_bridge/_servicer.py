@@ -10,7 +10,7 @@ import json
 import logging
 import threading
 import time
-from typing import Any, AsyncGenerator, AsyncIterator, Dict, Optional
+from typing import Any, AsyncGenerator, AsyncIterator, Awaitable, Callable, Dict, Optional, Tuple, TypeVar
 
 import grpc
 
@@ -23,6 +23,12 @@ from ._proto import snakepit_bridge_pb2_grpc as pb_grpc
 from ._wire import encode_any
 
 log = logging.getLogger("snakepit_bridge.server")
+
+_Req = TypeVar("_Req")
+_Resp = TypeVar("_Resp")
+
+#: The context grpc.aio hands an RPC handler, by request and response message.
+Context = grpc.aio.ServicerContext
 
 __all__ = [
     "BridgeServicer",
@@ -92,31 +98,39 @@ class BridgeServicer(pb_grpc.BridgeServiceServicer):
 
     # -- helpers -------------------------------------------------------------------------
     @staticmethod
-    def _call_context(context):
+    def _call_context(context: Context[Any, Any]) -> Tuple[Optional[float], Optional[str]]:
         """The deadline (monotonic) and header correlation id of an RPC."""
-        remaining = context.time_remaining()
+        remaining: Optional[float] = context.time_remaining()  # None when the call has no deadline
         deadline = time.monotonic() + remaining if remaining is not None else None
-        return deadline, dict(context.invocation_metadata() or ()).get(CORRELATION_KEY)
+        correlation = dict(context.invocation_metadata() or ()).get(CORRELATION_KEY)
+        # Metadata values are text unless the key ends in -bin.
+        return deadline, correlation if isinstance(correlation, str) else None
 
     # -- RPCs ----------------------------------------------------------------------------
-    async def Ping(self, request: pb.PingRequest, context: grpc.aio.ServicerContext) -> pb.PingResponse:
+    async def Ping(self, request: pb.PingRequest, context: Context[pb.PingRequest, pb.PingResponse]) -> pb.PingResponse:
         resp = pb.PingResponse(message=f"pong: {request.message}" if request.message else "pong")
         resp.server_time.GetCurrentTime()
         return resp
 
-    async def Heartbeat(self, request: pb.HeartbeatRequest, context: grpc.aio.ServicerContext) -> pb.HeartbeatResponse:
+    async def Heartbeat(
+        self, request: pb.HeartbeatRequest, context: Context[pb.HeartbeatRequest, pb.HeartbeatResponse]
+    ) -> pb.HeartbeatResponse:
         resp = pb.HeartbeatResponse(session_valid=(not request.session_id) or request.session_id in self.sessions)
         resp.server_time.GetCurrentTime()
         return resp
 
-    async def InitializeSession(self, request: pb.InitializeSessionRequest, context: grpc.aio.ServicerContext) -> pb.InitializeSessionResponse:
+    async def InitializeSession(
+        self, request: pb.InitializeSessionRequest, context: Context[pb.InitializeSessionRequest, pb.InitializeSessionResponse]
+    ) -> pb.InitializeSessionResponse:
         self.dispatcher.session(request.session_id, request.metadata)
         resp = pb.InitializeSessionResponse(success=True)
         for spec in self.tools.values():
             resp.available_tools[spec.name].CopyFrom(tool_spec_message(spec))
         return resp
 
-    async def CleanupSession(self, request: pb.CleanupSessionRequest, context: grpc.aio.ServicerContext) -> pb.CleanupSessionResponse:
+    async def CleanupSession(
+        self, request: pb.CleanupSessionRequest, context: Context[pb.CleanupSessionRequest, pb.CleanupSessionResponse]
+    ) -> pb.CleanupSessionResponse:
         removed = self.sessions.pop(request.session_id, None)
         # The adapter's optional per-session hook: release what it kept for this session.
         hook = getattr(self.adapter, "cleanup_session", None)
@@ -130,7 +144,9 @@ class BridgeServicer(pb_grpc.BridgeServiceServicer):
                 return pb.CleanupSessionResponse(success=False, resources_cleaned=1 if removed else 0)
         return pb.CleanupSessionResponse(success=True, resources_cleaned=1 if removed else 0)
 
-    async def GetSession(self, request: pb.GetSessionRequest, context: grpc.aio.ServicerContext) -> pb.GetSessionResponse:
+    async def GetSession(
+        self, request: pb.GetSessionRequest, context: Context[pb.GetSessionRequest, pb.GetSessionResponse]
+    ) -> pb.GetSessionResponse:
         session = self.sessions.get(request.session_id)
         if session is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no session '{request.session_id}' on this worker")
@@ -139,11 +155,15 @@ class BridgeServicer(pb_grpc.BridgeServiceServicer):
         resp.created_at.FromNanoseconds(int(session["created_at"] * 1e9))
         return resp
 
-    async def ExecuteTool(self, request: pb.ExecuteToolRequest, context: grpc.aio.ServicerContext) -> pb.ExecuteToolResponse:
+    async def ExecuteTool(
+        self, request: pb.ExecuteToolRequest, context: Context[pb.ExecuteToolRequest, pb.ExecuteToolResponse]
+    ) -> pb.ExecuteToolResponse:
         deadline, correlation = self._call_context(context)
         return await self.dispatcher.execute(request, deadline, correlation, cancelled=threading.Event())
 
-    async def ExecuteStreamingTool(self, request: pb.ExecuteToolRequest, context: grpc.aio.ServicerContext) -> AsyncGenerator[pb.ToolChunk, None]:
+    async def ExecuteStreamingTool(
+        self, request: pb.ExecuteToolRequest, context: Context[pb.ExecuteToolRequest, pb.ToolChunk]
+    ) -> AsyncGenerator[pb.ToolChunk, None]:
         deadline, correlation = self._call_context(context)
         chunks = self.dispatcher.stream(request, deadline, correlation, cancelled=threading.Event())
         failure: Optional[ToolCallError] = None
@@ -158,16 +178,18 @@ class BridgeServicer(pb_grpc.BridgeServiceServicer):
             await context.abort(_STREAM_ABORT_CODES[failure.kind], json.dumps(failure.payload))
 
     async def StreamTelemetry(
-        self, request_iterator: AsyncIterator[pb.TelemetryControl], context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[pb.TelemetryEvent]:
+        self,
+        request_iterator: AsyncIterator[pb.TelemetryControl],
+        context: Context[pb.TelemetryControl, pb.TelemetryEvent],
+    ) -> AsyncGenerator[pb.TelemetryEvent, None]:
 
         async def follow_controls() -> None:
             async for control in request_iterator:
                 apply_telemetry_control(control)
 
         controls = asyncio.ensure_future(follow_controls())
-        closing = asyncio.ensure_future(self.closing.wait())
-        next_event = None
+        closing: asyncio.Future[Any] = asyncio.ensure_future(self.closing.wait())
+        next_event: Optional[asyncio.Future[telemetry.TelemetryEventRecord]] = None
         try:
             while True:
                 if next_event is None:
@@ -191,15 +213,21 @@ class BridgeServicer(pb_grpc.BridgeServiceServicer):
             controls.cancel()
             closing.cancel()
 
-    async def RegisterTools(self, request: pb.RegisterToolsRequest, context: grpc.aio.ServicerContext) -> pb.RegisterToolsResponse:
+    async def RegisterTools(
+        self, request: pb.RegisterToolsRequest, context: Context[pb.RegisterToolsRequest, pb.RegisterToolsResponse]
+    ) -> pb.RegisterToolsResponse:
         await context.abort(grpc.StatusCode.UNIMPLEMENTED, "RegisterTools is served by the host, not by a worker")
 
-    async def GetExposedElixirTools(self, request: pb.GetExposedElixirToolsRequest, context: grpc.aio.ServicerContext) -> pb.GetExposedElixirToolsResponse:
+    async def GetExposedElixirTools(
+        self, request: pb.GetExposedElixirToolsRequest, context: Context[pb.GetExposedElixirToolsRequest, pb.GetExposedElixirToolsResponse]
+    ) -> pb.GetExposedElixirToolsResponse:
         await context.abort(
             grpc.StatusCode.UNIMPLEMENTED, "GetExposedElixirTools is served by the host, not by a worker"
         )
 
-    async def ExecuteElixirTool(self, request: pb.ExecuteElixirToolRequest, context: grpc.aio.ServicerContext) -> pb.ExecuteElixirToolResponse:
+    async def ExecuteElixirTool(
+        self, request: pb.ExecuteElixirToolRequest, context: Context[pb.ExecuteElixirToolRequest, pb.ExecuteElixirToolResponse]
+    ) -> pb.ExecuteElixirToolResponse:
         await context.abort(grpc.StatusCode.UNIMPLEMENTED, "ExecuteElixirTool is served by the host, not by a worker")
 
 
@@ -214,7 +242,11 @@ class TokenInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self, token: Optional[str]) -> None:
         self._token = token.encode() if token else None
 
-    async def intercept_service(self, continuation, handler_call_details):
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Optional[grpc.RpcMethodHandler[_Req, _Resp]]]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> Optional[grpc.RpcMethodHandler[_Req, _Resp]]:
         handler = await continuation(handler_call_details)
         if self._token is None or handler is None:
             return handler
@@ -227,27 +259,24 @@ class TokenInterceptor(grpc.aio.ServerInterceptor):
 _REFUSAL = f"missing or wrong {TOKEN_KEY} metadata"
 
 
-def _refusing(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
-    """A handler of the same shape as ``handler`` that aborts with ``UNAUTHENTICATED``."""
+def _refusing(handler: grpc.RpcMethodHandler[_Req, _Resp]) -> grpc.RpcMethodHandler[_Req, _Resp]:
+    """A handler of the same shape as ``handler`` that aborts with ``UNAUTHENTICATED``.
 
-    async def refuse(request, context):
+    One coroutine serves every shape: grpc.aio runs a streaming handler that is a plain
+    coroutine as one that writes its responses through the context (here: none, it aborts).
+    """
+
+    async def refuse(request: Any, context: Context[_Req, _Resp]) -> None:
         await context.abort(grpc.StatusCode.UNAUTHENTICATED, _REFUSAL)
 
-    async def refuse_stream(request, context):
-        await context.abort(grpc.StatusCode.UNAUTHENTICATED, _REFUSAL)
-        yield  # pragma: no cover - abort raises; this makes the function a generator
-
-    options = {
-        "request_deserializer": handler.request_deserializer,
-        "response_serializer": handler.response_serializer,
-    }
+    decode, encode = handler.request_deserializer, handler.response_serializer
     if handler.unary_unary:
-        return grpc.unary_unary_rpc_method_handler(refuse, **options)
+        return grpc.unary_unary_rpc_method_handler(refuse, decode, encode)
     if handler.unary_stream:
-        return grpc.unary_stream_rpc_method_handler(refuse_stream, **options)
+        return grpc.unary_stream_rpc_method_handler(refuse, decode, encode)
     if handler.stream_unary:
-        return grpc.stream_unary_rpc_method_handler(refuse, **options)
-    return grpc.stream_stream_rpc_method_handler(refuse_stream, **options)
+        return grpc.stream_unary_rpc_method_handler(refuse, decode, encode)
+    return grpc.stream_stream_rpc_method_handler(refuse, decode, encode)
 
 
 def tool_spec_message(spec: ToolSpec) -> pb.ToolSpec:

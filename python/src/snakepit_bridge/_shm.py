@@ -63,7 +63,7 @@ _DTYPES: Dict[str, _Code] = {
     "bool": "?", "uint8": "B", "int8": "b", "uint16": "H", "int16": "h", "uint32": "I",
     "int32": "i", "uint64": "Q", "int64": "q", "float32": "f", "float64": "d",
 }
-_FORMATS = {v: k for k, v in _DTYPES.items() if v != "B"}
+_FORMATS: Dict[str, str] = {v: k for k, v in _DTYPES.items() if v != "B"}
 _SIZES = {"bool": 1, "uint8": 1, "int8": 1, "uint16": 2, "int16": 2, "uint32": 4, "int32": 4,
           "uint64": 8, "int64": 8, "float32": 4, "float64": 8}
 

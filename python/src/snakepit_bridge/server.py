@@ -22,7 +22,7 @@ import os
 import signal
 import sys
 import threading
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 import grpc
 
@@ -42,8 +42,12 @@ class AdapterLoadError(RuntimeError):
     """The adapter class could not be imported."""
 
 
-def load_adapter_class(spec: str):
-    """Import ``module.Class`` with an error message that says what to check."""
+def load_adapter_class(spec: str) -> Any:
+    """Import ``module.Class`` with an error message that says what to check.
+
+    Returns what the module holds under that name: the adapter class (any callable that
+    builds the adapter with no arguments works).
+    """
     module_name, _, class_name = spec.rpartition(".")
     if not module_name:
         raise AdapterLoadError(f"python adapter '{spec}' is not a 'module.Class' path")
@@ -69,7 +73,7 @@ def _truthy(value: Optional[str]) -> bool:
     return (value or "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def parse_args(argv=None) -> argparse.Namespace:
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m snakepit_bridge.server", description="snakepit bridge worker server")
     p.add_argument("--adapter", help="adapter class, module.Class")
     p.add_argument("--address", help="where to listen: unix:/path/worker.sock or tcp:127.0.0.1:0")
@@ -138,8 +142,10 @@ class StartupError(RuntimeError):
     """The worker cannot start (adapter construction, initialize(), binding); exit 1."""
 
 
-def _listen(server, args: argparse.Namespace) -> str:
+def _listen(server: grpc.aio.Server, args: argparse.Namespace) -> str:
     """Bind the server; returns what the ready file announces."""
+    target: str
+    ready: Optional[str]
     if args.address and args.address.startswith("unix:"):
         target, ready = args.address, args.address
     elif args.address:
@@ -158,7 +164,7 @@ def _listen(server, args: argparse.Namespace) -> str:
     return str(port)  # legacy --port mode: the bare port, as the original wrote it
 
 
-async def _start_adapter(args: argparse.Namespace):
+async def _start_adapter(args: argparse.Namespace) -> Any:
     cls = load_adapter_class(args.adapter)
     try:
         adapter = cls()
@@ -244,7 +250,9 @@ async def serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _start_fast(servicer: BridgeServicer, token, args: argparse.Namespace, loop) -> Optional[FastServer]:
+def _start_fast(
+    servicer: BridgeServicer, token: Optional[str], args: argparse.Namespace, loop: asyncio.AbstractEventLoop
+) -> Optional[FastServer]:
     """Open the ``fast`` transport's socket when the host asked for one (SNAKEPIT_FAST_ADDRESS)."""
     path = fast_address()
     if path is None:
@@ -326,7 +334,9 @@ async def _watch_parent(stop: asyncio.Event) -> None:
         await asyncio.sleep(0.5)
 
 
-async def _register_tools(servicer: BridgeServicer, host_address: str, token: Optional[str], worker_id) -> None:
+async def _register_tools(
+    servicer: BridgeServicer, host_address: str, token: Optional[str], worker_id: Optional[str]
+) -> None:
     """Announce the adapter's tools to the host once (best effort: failures are logged)."""
     target, options = host_target(host_address)
     request = pb.RegisterToolsRequest(session_id="", worker_id=worker_id or "")
@@ -366,7 +376,7 @@ async def _heartbeat(cfg: Dict[str, Any], host_address: str, token: Optional[str
             await asyncio.sleep(cfg["interval_ms"] / 1000.0)
 
 
-def main(argv=None) -> int:
+def main(argv: Optional[List[str]] = None) -> int:
     """Entry point of ``python -m snakepit_bridge.server``; returns the exit code."""
     args = parse_args(argv)
     configure_logging(args.worker_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import Any, Dict
+from typing import Any, Dict, Iterator, Optional
 
 from snakepit_bridge import BaseAdapter, tool
 
@@ -35,40 +35,40 @@ class ShowcaseAdapter(BaseAdapter):
         return kwargs
 
     @tool
-    def array_echo(self, x):
+    def array_echo(self, x: Any) -> Any:
         """Return the array argument itself (a zero-copy round trip when it came through shared memory)."""
         return x
 
     @tool
-    def array_scale(self, x, factor: float = 2.0):
+    def array_scale(self, x: Any, factor: float = 2.0) -> Any:
         """Return a new array ``x * factor`` (large results go back through the worker's shared memory)."""
         return x * factor
 
     @tool(supports_streaming=True)
-    def array_chunk_sums(self, x, parts: int = 4):
+    def array_chunk_sums(self, x: Any, parts: int = 4) -> Iterator[Dict[str, Any]]:
         """Stream the sums of ``parts`` consecutive slices of a 1-d array argument."""
         step = max(1, -(-len(x) // parts))
         for start in range(0, len(x), step):
             yield {"start": start, "sum": float(x[start:start + step].sum())}
 
     @tool
-    def array_copy(self, x):
+    def array_copy(self, x: Any) -> Any:
         """Return a copy of the array argument (a new result the worker writes)."""
         return x.copy()
 
     @tool
-    def array_transpose(self, x):
+    def array_transpose(self, x: Any) -> Any:
         """Return ``x.T``, a non-contiguous view (the bridge makes it contiguous on the way out)."""
         return x.T
 
     @tool
-    def array_hold(self, x, ms: int = 1000) -> int:
+    def array_hold(self, x: Any, ms: int = 1000) -> int:
         """Sleep ``ms`` milliseconds holding the array argument, then return its length in bytes."""
         time.sleep(ms / 1000.0)
         return memoryview(x).nbytes
 
     @tool
-    def array_info(self, x) -> Dict[str, Any]:
+    def array_info(self, x: Any) -> Dict[str, Any]:
         """Describe an array argument: Python type, dtype, shape, writability, DLPack support, sum."""
         info: Dict[str, Any] = {"type": type(x).__name__}
         if hasattr(x, "dtype") and hasattr(x, "shape"):
@@ -80,7 +80,7 @@ class ShowcaseAdapter(BaseAdapter):
                 info["dlpack"] = False
             info["sum"] = x.sum().item() if x.size else 0
         elif isinstance(x, memoryview):
-            info.update(format=x.format, shape=list(x.shape), nbytes=x.nbytes, sum=sum(x.cast("B")) if x.nbytes < 1 << 20 else None)
+            info.update(format=x.format, shape=list(x.shape or ()), nbytes=x.nbytes, sum=sum(x.cast("B")) if x.nbytes < 1 << 20 else None)
         elif hasattr(x, "num_rows"):
             info.update(num_rows=x.num_rows, columns=list(x.column_names))
         return info
@@ -118,7 +118,7 @@ class ShowcaseAdapter(BaseAdapter):
         raise ValueError(message)
 
     @tool(description="Yield `steps` progress updates, `delay_ms` apart.", supports_streaming=True)
-    def stream_progress(self, steps: int = 5, delay_ms: int = 100):
+    def stream_progress(self, steps: int = 5, delay_ms: int = 100) -> Iterator[Dict[str, Any]]:
         for i in range(1, steps + 1):
             if i > 1:
                 time.sleep(delay_ms / 1000.0)
@@ -142,7 +142,7 @@ class ShowcaseAdapter(BaseAdapter):
     def process_info(self) -> Dict[str, Any]:
         """Describe the worker process."""
         argv = sys.argv
-        def flag(name: str):
+        def flag(name: str) -> Optional[str]:
             return argv[argv.index(name) + 1] if name in argv and argv.index(name) + 1 < len(argv) else None
         return {
             "pid": os.getpid(),
