@@ -17,6 +17,11 @@ pub(crate) fn run() -> Result<()> {
     crate::deps::check()?;
     let python = crate::bootstrap::run(false)?;
     crate::codegen::run(true)?;
+    // The bridge's type check (mypy and the stubs come with python/'s `dev` extra, which
+    // bootstrap installs; the flags live in python/pyproject.toml).
+    sh(std::process::Command::new(&python)
+        .args(["-m", "mypy", "--config-file", "pyproject.toml"])
+        .current_dir(project_root().join("python")))?;
     sh(cargo()
         .args(["test", "--workspace", "--all-targets"])
         .env("SNAKEPIT_PYTHON", &python))?;

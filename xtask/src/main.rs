@@ -33,7 +33,7 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
-    /// Run everything CI runs: fmt, clippy, codegen --check, cargo tests, pytest.
+    /// Run everything CI runs: fmt, clippy, codegen --check, mypy, cargo tests, pytest.
     Ci,
     /// Build every crate's examples and run each end to end (SNAKEPIT_RUN_TIMEOUT_MS bounds each).
     Examples,
