@@ -11,7 +11,7 @@ use std::time::Duration;
 use clap::Args;
 use snakepit_core::config::{PoolConfig, SnakepitConfig};
 use snakepit_core::WorkerId;
-use snakepit_worker::python_env::{self, PythonSource, ResolveContext};
+use snakepit_worker::python_env::{self, PythonSource};
 use snakepit_worker::{RunContext, Worker, WorkerSpec};
 use tokio::process::Command;
 
@@ -72,11 +72,7 @@ async fn run_python(python: &Path, args: &[&str]) -> Result<(bool, String), Stri
 /// Checks the interpreter of one pool; returns it when the pool's adapter can be tried.
 async fn check_python(pool: &PoolConfig, checks: &mut Vec<Check>) -> Option<PathBuf> {
     let name = format!("pool '{}' python", pool.name);
-    let choice = python_env::resolve(
-        pool.python_executable.as_deref(),
-        &pool.python_env,
-        &ResolveContext::from_process(),
-    );
+    let choice = crate::python::resolve(pool);
     let mut why = choice.reason.clone();
     for s in &choice.skipped {
         why.push_str(&format!("; skipped {s}"));

@@ -67,6 +67,7 @@ pub(crate) async fn run(a: ExecArgs) -> Result<(), CliError> {
     if let Some(n) = a.pool_size {
         pool_config.pool_size = n;
     }
+    crate::python::adopt_project_venvs(std::slice::from_mut(&mut pool_config));
     pool_config
         .validate()
         .map_err(|e| CliError::usage(e.to_string()))?;

@@ -7,6 +7,7 @@ mod exec_args;
 mod gen;
 mod gen_names;
 mod hardware;
+mod python;
 mod serve;
 mod setup;
 mod status;

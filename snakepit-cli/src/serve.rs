@@ -73,6 +73,13 @@ impl StopSignals {
     }
 }
 
+/// Starts the configuration's pools, each with the interpreter the CLI picks for it.
+async fn start_pools(config: &SnakepitConfig) -> Result<PoolSet, snakepit_core::Error> {
+    let mut pools = config.pool_configs()?;
+    crate::python::adopt_project_venvs(&mut pools);
+    PoolSet::start_pools(config, pools).await
+}
+
 pub(crate) async fn run(a: ServeArgs) -> Result<(), CliError> {
     let mut signals = StopSignals::install()?;
     let config = match &a.config {
@@ -94,7 +101,7 @@ pub(crate) async fn run(a: ServeArgs) -> Result<(), CliError> {
         None => None,
     };
     let pools = tokio::select! {
-        pools = PoolSet::start(&config) => Arc::new(pools.map_err(|e| CliError::from_core(&e))?),
+        pools = start_pools(&config) => Arc::new(pools.map_err(|e| CliError::from_core(&e))?),
         stop = signals.next() => {
             tracing::info!(signal = stop.name(), "stopped during start-up");
             bus.detach(METRICS_HANDLER_ID);

@@ -4,9 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use snakepit_core::config::{PythonRuntime, SnakepitConfig};
-use snakepit_worker::python_env::{
-    self, BridgeSource, PythonSource, ResolveContext, SetupMode, SetupPlan,
-};
+use snakepit_worker::python_env::{self, BridgeSource, PythonSource, SetupMode, SetupPlan};
 
 use crate::CliError;
 
@@ -45,19 +43,14 @@ pub(crate) async fn run(args: SetupArgs) -> Result<(), CliError> {
         Some(dir) => std::path::absolute(dir)
             .map_err(|e| CliError::usage(format!("bad --venv {}: {e}", dir.display())))?,
         None => {
-            let choice = python_env::resolve(
-                pool.python_executable.as_deref(),
-                &settings,
-                &ResolveContext::from_process(),
-            );
-            match choice.source {
-                PythonSource::Owned(dir) => dir,
+            let choice = crate::python::resolve(&pool);
+            match &choice.source {
+                PythonSource::Owned(dir) => dir.clone(),
                 _ => {
                     // Not ours to change: check it, and say how to get one snakepit builds.
-                    let python =
-                        python_env::ensure_python_for(pool.python_executable.as_deref(), &settings)
-                            .await
-                            .map_err(|e| CliError::from_core(&e))?;
+                    let python = python_env::ensure_choice(&choice, &settings)
+                        .await
+                        .map_err(|e| CliError::from_core(&e))?;
                     eprintln!(
                         "snakepit: using {} ({}); nothing to build{}",
                         python.display(),

@@ -133,6 +133,32 @@ fn setup_then_exec_ping_work_from_an_empty_directory_with_only_the_binary() {
 }
 
 #[test]
+fn exec_and_doctor_use_the_project_venv_of_a_parent_directory() {
+    let sb = Sandbox::new();
+    // The sandbox's root holds the project's `.venv` (the bootstrapped one, linked); the CLI runs
+    // in `work/` below it, with an empty home.
+    let python = PathBuf::from(project_python());
+    let venv = python.parent().and_then(Path::parent).unwrap();
+    std::os::unix::fs::symlink(venv, sb.path(".venv")).unwrap();
+
+    let out = sb.run(&["exec", "ping", "--pool-size", "1"], &[]);
+    assert!(out.status.success(), "exec failed: {}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["message"], "pong");
+    // Served by the project's environment: snakepit built none of its own.
+    assert!(!sb.path("home/.local/share/snakepit").exists());
+
+    let out = sb.run(&["doctor"], &[]);
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        report.contains("nearest project .venv")
+            && report.contains(&sb.path(".venv").display().to_string()),
+        "{report}{}",
+        stderr(&out)
+    );
+}
+
+#[test]
 fn a_failed_or_timed_out_setup_leaves_no_environment_behind() {
     let sb = Sandbox::new();
     let home = sb.path("spk");

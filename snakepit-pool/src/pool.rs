@@ -140,8 +140,10 @@ impl Pool {
     ///
     /// Workers start concurrently in batches of `startup_batch_size`, `startup_batch_delay_ms`
     /// apart. Calls made before workers are ready wait in the queue; use [`Pool::await_ready`]
-    /// to wait for all of them. The interpreter is resolved (and the project `.venv` created
-    /// if missing) before anything starts.
+    /// to wait for all of them. The interpreter is resolved before anything starts:
+    /// `SNAKEPIT_PYTHON`, `python_executable`, `python_runtime` and `python_packages.env_dir`,
+    /// else snakepit's own environment (built on first use); the current directory is never
+    /// searched (`snakepit_worker::python_env`).
     pub async fn start(config: PoolConfig) -> Result<Self, Error> {
         Self::builder(config).start().await
     }

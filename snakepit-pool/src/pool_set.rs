@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::Value;
 #[cfg(feature = "gpu-profiler")]
 use snakepit_core::config::GpuProfilerSettings;
-use snakepit_core::config::SnakepitConfig;
+use snakepit_core::config::{PoolConfig, SnakepitConfig};
 use snakepit_core::{CallOptions, ChunkStream, Error, Payload};
 #[cfg(feature = "gpu-profiler")]
 use snakepit_hardware::{GpuProfiler, GpuProfilerConfig, GpuSample, Hardware, ProfilerStats};
@@ -36,11 +36,22 @@ impl PoolSet {
     /// (the default) and NVIDIA GPUs are found, a GPU profiler samples them every
     /// `gpu_profiler.interval_ms` until [`PoolSet::shutdown`].
     pub async fn start(config: &SnakepitConfig) -> Result<Self, Error> {
+        Self::start_pools(config, config.pool_configs()?).await
+    }
+
+    /// Like [`PoolSet::start`], with `pools` in place of `config`'s own: its pools, normalized
+    /// with [`SnakepitConfig::pool_configs`] and then adjusted by the application (the `snakepit`
+    /// CLI sets the `python_executable` it found, say). `config` still gives the host-wide
+    /// settings (`pooling_enabled`, `gpu_profiler`).
+    pub async fn start_pools(
+        config: &SnakepitConfig,
+        pools: Vec<PoolConfig>,
+    ) -> Result<Self, Error> {
         #[cfg(feature = "gpu-profiler")]
-        return Self::start_with_hardware(config, Hardware::global()).await;
+        return Self::start_on(config, pools, Hardware::global()).await;
         #[cfg(not(feature = "gpu-profiler"))]
         {
-            let configs = config.pool_configs()?;
+            let configs = pools;
             if !config.pooling_enabled() {
                 tracing::info!("pooling_enabled = false: no pool started");
                 return Ok(Self {
@@ -62,7 +73,15 @@ impl PoolSet {
         config: &SnakepitConfig,
         hardware: &Hardware,
     ) -> Result<Self, Error> {
-        let configs = config.pool_configs()?;
+        Self::start_on(config, config.pool_configs()?, hardware).await
+    }
+
+    #[cfg(feature = "gpu-profiler")]
+    async fn start_on(
+        config: &SnakepitConfig,
+        configs: Vec<PoolConfig>,
+        hardware: &Hardware,
+    ) -> Result<Self, Error> {
         let gpu = config.gpu_profiler_settings()?;
         if !config.pooling_enabled() {
             tracing::info!("pooling_enabled = false: no pool started");
@@ -174,9 +193,7 @@ fn pooling_disabled_error(pool: &str) -> Error {
 /// Starts every pool; on a failure stops the ones already started.
 ///
 /// Every pool's resilience tables are checked first, so a bad one starts nothing.
-async fn start_pools(
-    configs: Vec<snakepit_core::config::PoolConfig>,
-) -> Result<BTreeMap<String, Pool>, Error> {
+async fn start_pools(configs: Vec<PoolConfig>) -> Result<BTreeMap<String, Pool>, Error> {
     for pool_config in &configs {
         crate::resilience::stack_for(pool_config)?;
     }

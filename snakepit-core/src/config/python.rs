@@ -13,8 +13,9 @@ use super::ConfigError;
 pub enum PythonRuntime {
     /// `python3` from `PATH`, used as it is (snakepit installs nothing into it).
     System,
-    /// A virtual environment: `python_packages.env_dir`, else a project `.venv` that has the
-    /// bridge installed, else snakepit's own environment, created with `python3 -m venv` on first use.
+    /// A virtual environment: `python_packages.env_dir`, else (in the `snakepit` CLI) a project
+    /// `.venv` that has the bridge installed, else snakepit's own environment, created with
+    /// `python3 -m venv` on first use.
     #[default]
     Venv,
     /// Like `venv`, but created and filled by `uv` (which can also fetch the requested `version`).

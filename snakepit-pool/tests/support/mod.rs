@@ -1,4 +1,5 @@
-//! Shared support for the integration tests: real Python workers from the project's `.venv`.
+//! Shared support for the integration tests: real Python workers (`SNAKEPIT_PYTHON`, which
+//! `cargo xtask ci` points at the project's `.venv`).
 
 #![allow(dead_code, unreachable_pub, missing_docs, unused_macros)]
 

@@ -6,11 +6,14 @@
 //! 2. the pool's `python_executable`;
 //! 3. `python_runtime = "system"`: `python3` from `PATH`, as it is;
 //! 4. `python_packages.env_dir`, when configured (created on first use);
-//! 5. the nearest `.venv` in the current directory or a parent *that has snakepit_bridge
-//!    installed* (others are skipped, with the reason kept for `doctor`);
-//! 6. snakepit's own environment under `SNAKEPIT_HOME` (default `~/.local/share/snakepit`),
+//! 5. snakepit's own environment under `SNAKEPIT_HOME` (default `~/.local/share/snakepit`),
 //!    built on first use from the bridge package carried inside the binary: with
 //!    `python3 -m venv` and pip (`venv`, the default) or with uv (`managed`).
+//!
+//! A library never searches the file system for an interpreter: nothing here looks at the
+//! current directory. An application may put its own step between 4 and 5 with
+//! [`resolve_explicit`] and [`default_choice`]: the `snakepit` CLI looks for the project's
+//! `.venv` there and hands it to the pool as `python_executable`.
 //!
 //! Environments snakepit builds are assembled in a temporary folder and renamed into place
 //! when complete, so an interrupted or failed setup never leaves a half-built one behind.
@@ -44,7 +47,8 @@ pub enum PythonSource {
     Configured,
     /// `python3` from `PATH` (`python_runtime = "system"`).
     System,
-    /// A project `.venv` that has snakepit_bridge installed.
+    /// A project `.venv` that has snakepit_bridge installed, found by the application (the
+    /// `snakepit` CLI looks for one; this crate never searches directories).
     ProjectVenv(PathBuf),
     /// An environment snakepit builds and fills: `python_packages.env_dir` or its own.
     Owned(PathBuf),
@@ -68,20 +72,17 @@ pub struct PythonChoice {
 pub struct ResolveContext {
     /// The value of `SNAKEPIT_PYTHON`.
     pub python_env_var: Option<PathBuf>,
-    /// The folder whose `.venv` (or a parent's) is considered.
-    pub cwd: Option<PathBuf>,
     /// snakepit's data folder.
     pub home: Option<PathBuf>,
 }
 
 impl ResolveContext {
-    /// Reads `SNAKEPIT_PYTHON`, the current directory and the data folder from the process.
+    /// Reads `SNAKEPIT_PYTHON` and the data folder from the process environment.
     pub fn from_process() -> Self {
         Self {
             python_env_var: std::env::var_os(PYTHON_ENV_VAR)
                 .filter(|p| !p.is_empty())
                 .map(PathBuf::from),
-            cwd: std::env::current_dir().ok(),
             home: snakepit_home(),
         }
     }
@@ -122,85 +123,65 @@ pub fn venv_python(venv: &Path) -> PathBuf {
     venv.join("bin").join("python")
 }
 
-/// Tells whether the virtual environment `venv` has the snakepit_bridge distribution installed.
-///
-/// Looks for its `dist-info` in site-packages (regular and editable installs both have one),
-/// so no interpreter is started.
-pub fn has_bridge(venv: &Path) -> bool {
-    let Ok(libs) = std::fs::read_dir(venv.join("lib")) else {
-        return false;
-    };
-    libs.flatten().any(|lib| {
-        std::fs::read_dir(lib.path().join("site-packages")).is_ok_and(|entries| {
-            entries.flatten().any(|e| {
-                let name = e.file_name();
-                let name = name.to_string_lossy();
-                name.starts_with("snakepit_bridge-") && name.ends_with(".dist-info")
-            })
-        })
-    })
-}
-
-/// Picks the interpreter for `configured` (`python_executable`) and `settings`, creating nothing.
+/// Picks the interpreter for `configured` (`python_executable`) and `settings`, creating nothing:
+/// [`resolve_explicit`], else [`default_choice`].
 pub fn resolve(
     configured: Option<&Path>,
     settings: &PythonEnvConfig,
     ctx: &ResolveContext,
 ) -> PythonChoice {
-    let pick = |python: PathBuf, source, reason: &str, skipped| PythonChoice {
+    resolve_explicit(configured, settings, ctx).unwrap_or_else(|| default_choice(settings, ctx))
+}
+
+fn pick(python: PathBuf, source: PythonSource, reason: &str, skipped: Vec<String>) -> PythonChoice {
+    PythonChoice {
         python,
         source,
         reason: reason.to_owned(),
         skipped,
-    };
+    }
+}
+
+/// The interpreter the configuration or the environment names (steps 1-4 of the order), if any.
+pub fn resolve_explicit(
+    configured: Option<&Path>,
+    settings: &PythonEnvConfig,
+    ctx: &ResolveContext,
+) -> Option<PythonChoice> {
     if let Some(p) = &ctx.python_env_var {
-        return pick(
+        return Some(pick(
             p.clone(),
             PythonSource::EnvVar,
             "SNAKEPIT_PYTHON is set",
             vec![],
-        );
+        ));
     }
     if let Some(p) = configured {
         let reason = "python_executable is configured";
-        return pick(p.to_path_buf(), PythonSource::Configured, reason, vec![]);
+        return Some(pick(
+            p.to_path_buf(),
+            PythonSource::Configured,
+            reason,
+            vec![],
+        ));
     }
     if settings.runtime == PythonRuntime::System {
         let reason = "python_runtime = \"system\": python3 from PATH, used as it is";
-        return pick("python3".into(), PythonSource::System, reason, vec![]);
+        return Some(pick("python3".into(), PythonSource::System, reason, vec![]));
     }
-    if let Some(dir) = &settings.env_dir {
-        let reason = "python_packages.env_dir is configured (snakepit builds and fills it)";
-        return pick(
-            venv_python(dir),
-            PythonSource::Owned(dir.clone()),
-            reason,
-            vec![],
-        );
-    }
-    let mut skipped = Vec::new();
-    for dir in ctx.cwd.iter().flat_map(|c| c.ancestors()) {
-        let venv = dir.join(".venv");
-        if !venv_python(&venv).is_file() {
-            continue;
-        }
-        if has_bridge(&venv) {
-            let reason = format!(
-                "the nearest project .venv with snakepit_bridge installed ({})",
-                venv.display()
-            );
-            return pick(
-                venv_python(&venv),
-                PythonSource::ProjectVenv(venv.clone()),
-                &reason,
-                skipped,
-            );
-        }
-        skipped.push(format!(
-            "{}: snakepit_bridge is not installed in it",
-            venv.display()
-        ));
-    }
+    let dir = settings.env_dir.as_ref()?;
+    let reason = "python_packages.env_dir is configured (snakepit builds and fills it)";
+    Some(pick(
+        venv_python(dir),
+        PythonSource::Owned(dir.clone()),
+        reason,
+        vec![],
+    ))
+}
+
+/// The interpreter used when nothing names one (step 5): snakepit's own environment, or
+/// `python3` from `PATH` when there is no data folder.
+pub fn default_choice(settings: &PythonEnvConfig, ctx: &ResolveContext) -> PythonChoice {
     match &ctx.home {
         Some(home) => {
             let dir = own_env_dir(home, settings);
@@ -208,30 +189,15 @@ pub fn resolve(
                 "snakepit's own environment (python_runtime = \"{}\"; built on first use or by `snakepit setup`)",
                 settings.runtime.as_str()
             );
-            pick(
-                venv_python(&dir),
-                PythonSource::Owned(dir),
-                &reason,
-                skipped,
-            )
+            pick(venv_python(&dir), PythonSource::Owned(dir), &reason, vec![])
         }
         None => {
-            skipped
-                .push("snakepit's own environment: neither SNAKEPIT_HOME nor HOME is set".into());
+            let skipped =
+                vec!["snakepit's own environment: neither SNAKEPIT_HOME nor HOME is set".into()];
             let reason = "no environment found: python3 from PATH";
             pick("python3".into(), PythonSource::System, reason, skipped)
         }
     }
-}
-
-/// Returns the interpreter to use without creating anything (default settings).
-pub fn find_python(configured: Option<&Path>) -> PathBuf {
-    resolve(
-        configured,
-        &PythonEnvConfig::default(),
-        &ResolveContext::from_process(),
-    )
-    .python
 }
 
 /// Returns an interpreter that can run workers, with the default environment settings.
@@ -249,15 +215,24 @@ pub async fn ensure_python_for(
     settings: &PythonEnvConfig,
 ) -> Result<PathBuf, Error> {
     let choice = resolve(configured, settings, &ResolveContext::from_process());
+    ensure_choice(&choice, settings).await
+}
+
+/// Makes `choice` ready to run workers for `settings`: builds it when snakepit owns it, else
+/// checks that it has the `python_packages`.
+pub async fn ensure_choice(
+    choice: &PythonChoice,
+    settings: &PythonEnvConfig,
+) -> Result<PathBuf, Error> {
     match &choice.source {
         PythonSource::Owned(dir) => {
             let plan = SetupPlan::new(dir.clone(), settings.clone());
             setup_env(&plan).await
         }
         _ => {
-            packages::require_packages(&choice, &settings.packages, settings.install_timeout)
+            packages::require_packages(choice, &settings.packages, settings.install_timeout)
                 .await?;
-            Ok(choice.python)
+            Ok(choice.python.clone())
         }
     }
 }

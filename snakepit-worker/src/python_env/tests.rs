@@ -4,44 +4,20 @@ use snakepit_core::config::{PythonEnvConfig, PythonRuntime};
 
 use super::*;
 
-/// A fake virtual environment: `bin/python` and, when `bridge`, the bridge's dist-info.
-fn fake_venv(dir: &Path, bridge: bool) -> PathBuf {
-    let venv = dir.join(".venv");
-    std::fs::create_dir_all(venv.join("bin")).unwrap();
-    std::fs::write(venv.join("bin/python"), "").unwrap();
-    let site = venv.join("lib/python3.11/site-packages");
-    std::fs::create_dir_all(&site).unwrap();
-    if bridge {
-        std::fs::create_dir_all(site.join("snakepit_bridge-0.1.0.dist-info")).unwrap();
-    }
-    venv
-}
-
 struct World {
     _root: tempfile::TempDir,
-    project: PathBuf,
-    nested: PathBuf,
     home: PathBuf,
 }
 
 fn world() -> World {
     let root = tempfile::tempdir().unwrap();
-    let project = root.path().join("project");
-    let nested = project.join("app/src");
-    std::fs::create_dir_all(&nested).unwrap();
     let home = root.path().join("home");
-    World {
-        project,
-        nested,
-        home,
-        _root: root,
-    }
+    World { home, _root: root }
 }
 
 fn ctx(w: &World, env_var: Option<&str>) -> ResolveContext {
     ResolveContext {
         python_env_var: env_var.map(PathBuf::from),
-        cwd: Some(w.nested.clone()),
         home: Some(w.home.clone()),
     }
 }
@@ -49,7 +25,6 @@ fn ctx(w: &World, env_var: Option<&str>) -> ResolveContext {
 #[test]
 fn resolution_order_is_env_var_then_configured_then_runtime() {
     let w = world();
-    fake_venv(&w.project, true);
     let settings = PythonEnvConfig::default();
     let configured = Path::new("/opt/py/bin/python3");
 
@@ -78,9 +53,8 @@ fn resolution_order_is_env_var_then_configured_then_runtime() {
 }
 
 #[test]
-fn env_dir_wins_over_project_venvs() {
+fn env_dir_wins_over_snakepits_own_environment() {
     let w = world();
-    fake_venv(&w.project, true);
     let env_dir = w.home.join("custom-env");
     let settings = PythonEnvConfig {
         env_dir: Some(env_dir.clone()),
@@ -89,25 +63,23 @@ fn env_dir_wins_over_project_venvs() {
     let c = resolve(None, &settings, &ctx(&w, None));
     assert_eq!(c.source, PythonSource::Owned(env_dir.clone()));
     assert_eq!(c.python, venv_python(&env_dir));
+    assert_eq!(resolve_explicit(None, &settings, &ctx(&w, None)), Some(c));
 }
 
 #[test]
-fn a_project_venv_without_the_bridge_is_skipped_with_the_reason() {
+fn nothing_explicit_leaves_the_default_to_the_application() {
     let w = world();
-    let with_bridge = fake_venv(&w.project, true);
-    let without = fake_venv(&w.nested, false);
-    let c = resolve(None, &PythonEnvConfig::default(), &ctx(&w, None));
-    assert_eq!(c.source, PythonSource::ProjectVenv(with_bridge.clone()));
-    assert_eq!(c.python, venv_python(&with_bridge));
-    assert_eq!(c.skipped.len(), 1, "{:?}", c.skipped);
-    assert!(c.skipped[0].contains(&without.display().to_string()));
-    assert!(c.skipped[0].contains("not installed"));
+    let settings = PythonEnvConfig::default();
+    assert_eq!(resolve_explicit(None, &settings, &ctx(&w, None)), None);
+    assert_eq!(
+        resolve(None, &settings, &ctx(&w, None)),
+        default_choice(&settings, &ctx(&w, None))
+    );
 }
 
 #[test]
-fn without_a_usable_venv_snakepit_uses_its_own_environment() {
+fn without_an_explicit_interpreter_snakepit_uses_its_own_environment() {
     let w = world();
-    fake_venv(&w.nested, false);
     for runtime in [PythonRuntime::Venv, PythonRuntime::Managed] {
         let settings = PythonEnvConfig {
             runtime,
