@@ -17,6 +17,7 @@ host bridge stay on gRPC.
 from __future__ import annotations
 
 import asyncio
+import collections
 import hmac
 import json
 import logging
@@ -24,7 +25,7 @@ import os
 import struct
 import threading
 import time
-from typing import Dict, Optional
+from typing import Deque, Dict, Optional
 
 import grpc
 from google.protobuf.message import DecodeError
@@ -87,6 +88,20 @@ class FastServer:
         self._started = threading.Event()
         self._stopped: Optional[asyncio.Event] = None
         self._error: Optional[BaseException] = None
+        # The process profile runs one call at a time, in order of arrival: calls the host
+        # pipelined (pipeline_depth > 1) wait here while one runs as a task.
+        self.running = False
+        self.backlog: Deque[tuple] = collections.deque()
+
+    def call_done(self) -> None:
+        """A call of the process profile ended: start the calls that waited behind it."""
+        self.running = False
+        backlog = self.backlog
+        while backlog and not self.running:
+            conn, request_id, kind, request, deadline, cancelled = backlog.popleft()
+            conn.cancels.pop(request_id, None)
+            if not conn.closed and not cancelled.is_set():
+                conn._start(request_id, kind, request, deadline, cancelled)
 
     # -- lifecycle (called from the main thread) -------------------------------------------------
     def start(self) -> None:
@@ -211,6 +226,7 @@ class FastConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         buf = self.buf
         buf += data
+        frames = []
         while not self.closed and len(buf) >= 4:
             length = int.from_bytes(buf[:4], "big")
             if length < HEADER_LEN:
@@ -224,7 +240,19 @@ class FastConnection(asyncio.Protocol):
             _, request_id, kind = HEADER.unpack_from(buf)
             body = bytes(buf[4 + HEADER_LEN : 4 + length])
             del buf[: 4 + length]
-            self._frame(request_id, kind, body)
+            frames.append((request_id, kind, body))
+        if len(frames) == 1:
+            self._frame(*frames[0])
+        elif frames:
+            # A sync call runs inside this handler, so frames queue up behind it; a call whose
+            # cancel came in the same read was given up before it started: it never runs.
+            dropped = {rid for rid, kind, _ in frames if kind == CANCEL}
+            for request_id, kind, body in frames:
+                if self.closed:
+                    break
+                if dropped and kind in (CALL, STREAM) and request_id in dropped:
+                    continue
+                self._frame(request_id, kind, body)
         self._flush()
 
     # -- frames --------------------------------------------------------------------------------
@@ -247,13 +275,13 @@ class FastConnection(asyncio.Protocol):
             timeout_ms = int.from_bytes(body[:4], "big")
             deadline = time.monotonic() + timeout_ms / 1000.0 if timeout_ms else None
             cancelled = CancelFlag()
-            if kind == CALL and self._eager(request):
-                return self._unary_now(request_id, request, deadline, cancelled)
-            self.cancels[request_id] = cancelled
-            run = self._unary if kind == CALL else self._stream
-            self.tasks[request_id] = asyncio.get_running_loop().create_task(
-                run(request_id, request, deadline, cancelled)
-            )
+            server = self.server
+            if server.inline and (server.running or server.backlog):
+                # Pipelined behind a running call (a cancel before it starts drops it).
+                self.cancels[request_id] = cancelled
+                server.backlog.append((self, request_id, kind, request, deadline, cancelled))
+                return
+            self._start(request_id, kind, request, deadline, cancelled)
         elif kind == CANCEL:
             self._cancel(request_id)
         elif kind == CREDIT:
@@ -262,6 +290,23 @@ class FastConnection(asyncio.Protocol):
                 credit.add(int.from_bytes(body[:4], "big"))
         else:
             self._protocol_error(f"unknown frame kind {kind:#04x}")
+
+    def _start(self, request_id: int, kind: int, request, deadline, cancelled: CancelFlag) -> None:
+        if kind == CALL and self._eager(request):
+            return self._unary_now(request_id, request, deadline, cancelled)
+        self.cancels[request_id] = cancelled
+        run = self._unary if kind == CALL else self._stream
+        self.server.running = self.server.inline
+        self.tasks[request_id] = asyncio.get_running_loop().create_task(
+            run(request_id, request, deadline, cancelled)
+        )
+
+    def _ended(self, request_id: int) -> None:
+        """A call that ran as a task is over: forget it, and let the next pipelined one start."""
+        self.tasks.pop(request_id, None)
+        self.cancels.pop(request_id, None)
+        if self.server.inline:
+            self.server.call_done()
 
     def _cancel(self, request_id: int) -> None:
         cancelled = self.cancels.get(request_id)
@@ -347,6 +392,7 @@ class FastConnection(asyncio.Protocol):
             self._send(request_id, ERROR, error_body(grpc.StatusCode.INTERNAL, message))
             return
         self.cancels[request_id] = cancelled
+        self.server.running = True
         self.tasks[request_id] = asyncio.get_running_loop().create_task(
             self._finish(request_id, request, call, waiting, cancelled)
         )
@@ -366,8 +412,7 @@ class FastConnection(asyncio.Protocol):
             cancelled.set()
             call.close()
         finally:
-            self.tasks.pop(request_id, None)
-            self.cancels.pop(request_id, None)
+            self._ended(request_id)
 
     def _answer(self, request_id: int, request, response) -> None:
         data = response.SerializeToString()
@@ -385,8 +430,7 @@ class FastConnection(asyncio.Protocol):
         except asyncio.CancelledError:
             cancelled.set()  # the host forgot this request; nothing to answer
         finally:
-            self.tasks.pop(request_id, None)
-            self.cancels.pop(request_id, None)
+            self._ended(request_id)
 
     async def _stream(self, request_id: int, request, deadline, cancelled) -> None:
         credit = _Credit(STREAM_WINDOW)
@@ -418,8 +462,7 @@ class FastConnection(asyncio.Protocol):
         except asyncio.CancelledError:
             cancelled.set()
         finally:
-            self.tasks.pop(request_id, None)
-            self.cancels.pop(request_id, None)
+            self._ended(request_id)
             self.credits.pop(request_id, None)
             await self._close_stream(chunks, at_home)
 
