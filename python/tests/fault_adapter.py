@@ -4,6 +4,7 @@ Session cleanups are appended to the file named by SESSION_LOG (one ``cleanup <i
 so a test on the host side can see that ``CleanupSession`` reached Python.
 """
 
+import asyncio
 import ctypes
 import faulthandler
 import os
@@ -55,6 +56,27 @@ class FaultAdapter(BaseAdapter):
         """Start ``sleep 1000`` and return its pid: in this worker's process group, or in a
         session of its own when ``detach`` (out of reach of a group kill)."""
         return subprocess.Popen(["sleep", "1000"], start_new_session=detach).pid
+
+    @tool
+    def span(self, ms: int = 0) -> list:
+        """Sleep ``ms``; report when this call ran (monotonic start and end)."""
+        start = time.monotonic()
+        time.sleep(ms / 1000)
+        return [start, time.monotonic()]
+
+    @tool
+    async def async_span(self, ms: int = 0) -> list:
+        """Like ``span``, awaiting instead of sleeping (another call could run meanwhile)."""
+        start = time.monotonic()
+        await asyncio.sleep(ms / 1000)
+        return [start, time.monotonic()]
+
+    @tool(supports_streaming=True)
+    def span_stream(self, ms: int = 0):
+        """Two chunks ``ms`` apart: the start, then the end of this call."""
+        yield time.monotonic()
+        time.sleep(ms / 1000)
+        yield time.monotonic()
 
     @tool
     def hold_sleeper(self, detach: bool = False, ms: int = 600000) -> int:

@@ -444,16 +444,32 @@ async fn calls_per_second(pool: &Arc<Pool>, total: usize, callers: usize) -> Res
     Ok(total as f64 / started.elapsed().as_secs_f64())
 }
 
-/// No-op calls per second with 64 concurrent callers on each transport vs ProcessPoolExecutor.map.
+/// The pipeline depth of the pipelined throughput rows (`pipeline_depth`).
+const PIPELINED: usize = 4;
+
+/// No-op calls per second with 64 concurrent callers on each transport, and on the fast one
+/// with calls pipelined to the workers, vs ProcessPoolExecutor.map (which pipelines too).
 async fn throughput(scale: Scale, python: &Path) -> Result<Vec<Figure>, Error> {
     let total = if scale.quick { 3000 } else { 10_000 };
     let mut figures = Vec::new();
     for workers in [2usize, 4, 8] {
         let mut pools = Vec::new();
-        for transport in TRANSPORTS {
-            let pool = Arc::new(ready_pool_on(workers, transport).await?);
+        let variants = TRANSPORTS
+            .iter()
+            .map(|&t| (t, 1))
+            .chain([(TransportKind::Fast, PIPELINED)]);
+        for (transport, depth) in variants {
+            let mut config = bench_config_on(workers, transport);
+            config.pipeline_depth = depth;
+            let pool = Arc::new(Pool::start(config).await?);
+            pool.await_ready(Duration::from_secs(300)).await?;
             calls_per_second(&pool, 500, 64).await?;
-            pools.push((transport, pool, Vec::new()));
+            let label = if depth == 1 {
+                transport.to_string()
+            } else {
+                format!("{transport} pipelined({depth})")
+            };
+            pools.push((label, pool, Vec::new()));
         }
         let mut baseline = vec![];
         for _ in 0..scale.rounds {

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use snakepit_core::config::{CrashBarrierSettings, CrashRetry};
 use snakepit_core::WorkerId;
-use snakepit_worker::{ExitInfo, HostSignal};
+use snakepit_worker::{ExitInfo, ExitKind, HostSignal};
 use tokio::time::Instant;
 
 /// Backoff before the first restart of a crashed slot; it doubles with each crash in the window.
@@ -70,12 +70,14 @@ pub(crate) fn classify(exit: &ExitInfo, oom_kill_rose: bool) -> Option<CrashKind
         HostSignal::Stop | HostSignal::Kill => return None,
         HostSignal::None => {}
     }
-    match (exit.code, exit.signal) {
-        (_, Some(SIGKILL)) if oom_kill_rose => Some(CrashKind::OomKilled),
-        (_, Some(sig)) => Some(CrashKind::Signal(sig)),
-        (Some(code), None) => Some(CrashKind::Exit(code)),
-        (None, None) => Some(CrashKind::Exit(-1)),
-    }
+    Some(match exit.kind {
+        ExitKind::Signalled { signal: SIGKILL } if oom_kill_rose => CrashKind::OomKilled,
+        ExitKind::Signalled { signal } => CrashKind::Signal(signal),
+        ExitKind::Exited { code } => CrashKind::Exit(code),
+        // It did end unasked; with no code to report it counts as an exit (its reason is
+        // in the crash event's `exit` text).
+        ExitKind::Unknown { .. } => CrashKind::Exit(-1),
+    })
 }
 
 /// Reads the `oom_kill` counter of this process's cgroup (v2), which its workers share.

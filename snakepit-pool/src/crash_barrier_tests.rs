@@ -2,11 +2,16 @@
 
 use super::*;
 
-fn exit(code: Option<i32>, signal: Option<i32>, host_signal: HostSignal) -> ExitInfo {
+fn exited(code: i32, host_signal: HostSignal) -> ExitInfo {
     ExitInfo {
-        description: String::new(),
-        code,
-        signal,
+        kind: ExitKind::Exited { code },
+        host_signal,
+    }
+}
+
+fn signalled(signal: i32, host_signal: HostSignal) -> ExitInfo {
+    ExitInfo {
+        kind: ExitKind::Signalled { signal },
         host_signal,
     }
 }
@@ -22,34 +27,35 @@ fn barrier(max_restarts: u32, window: Duration) -> CrashBarrier {
 #[test]
 fn deaths_are_classified_and_host_initiated_exits_are_not_crashes() {
     let none = HostSignal::None;
+    assert_eq!(classify(&exited(3, none), false), Some(CrashKind::Exit(3)));
     assert_eq!(
-        classify(&exit(Some(3), None, none), false),
-        Some(CrashKind::Exit(3))
-    );
-    assert_eq!(
-        classify(&exit(None, Some(11), none), false),
+        classify(&signalled(11, none), false),
         Some(CrashKind::Signal(11))
     );
     assert_eq!(
-        classify(&exit(None, Some(9), none), false),
+        classify(&signalled(9, none), false),
         Some(CrashKind::Signal(9))
     );
     assert_eq!(
-        classify(&exit(None, Some(9), none), true),
+        classify(&signalled(9, none), true),
         Some(CrashKind::OomKilled)
     );
     assert_eq!(
-        classify(&exit(None, Some(9), HostSignal::HeartbeatLost), false),
+        classify(&signalled(9, HostSignal::HeartbeatLost), false),
         Some(CrashKind::HeartbeatLost)
     );
-    assert_eq!(
-        classify(&exit(Some(0), None, HostSignal::Stop), false),
-        None
-    );
-    assert_eq!(
-        classify(&exit(None, Some(9), HostSignal::Kill), false),
-        None
-    );
+    assert_eq!(classify(&exited(0, HostSignal::Stop), false), None);
+    assert_eq!(classify(&signalled(9, HostSignal::Kill), false), None);
+    // An end nobody saw (a zygote gone before it could report) still counts as a crash.
+    let unseen = ExitInfo::new(ExitKind::unknown(
+        "exited (status unknown: its zygote was gone)",
+    ));
+    assert_eq!(classify(&unseen, true), Some(CrashKind::Exit(-1)));
+    let stopped = ExitInfo {
+        host_signal: HostSignal::Stop,
+        ..unseen
+    };
+    assert_eq!(classify(&stopped, false), None);
 }
 
 #[tokio::test(start_paused = true)]

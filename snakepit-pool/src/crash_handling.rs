@@ -67,7 +67,7 @@ impl Inner {
             Err(_) => (None, false),
         };
         match (classify(exit, oom), slot) {
-            (Some(kind), Some(slot)) => self.crashed(slot, Some(id), kind, &exit.description),
+            (Some(kind), Some(slot)) => self.crashed(slot, Some(id), kind, &exit.to_string()),
             _ => {
                 self.release_slot(id);
                 Verdict::Restart(Duration::ZERO)

@@ -853,8 +853,8 @@ async fn monitor(inner: Arc<Inner>, id: WorkerId, worker: Arc<PoolWorker>) {
         inner.release_slot(&id);
         return;
     }
-    tracing::warn!(target: "snakepit::pool", pool = %inner.config.name, worker = %id, pid = worker.pid().unwrap_or(0), exit = %exit.description, "worker exited");
-    telemetry::crashed(&inner.config.name, &id, worker.uptime(), &exit.description);
+    tracing::warn!(target: "snakepit::pool", pool = %inner.config.name, worker = %id, pid = worker.pid().unwrap_or(0), exit = %exit, "worker exited");
+    telemetry::crashed(&inner.config.name, &id, worker.uptime(), &exit.to_string());
     if let Ok(mut s) = inner.scheduler.lock() {
         s.remove_worker(&id);
         inner.ready_workers.send_replace(s.worker_count());

@@ -32,7 +32,7 @@ mod zygote;
 
 pub use client::{unix_channel, WorkerAddress, WorkerClient};
 pub use heartbeat::HeartbeatStatus;
-pub use process::{ExitInfo, HostSignal, HOST_PIPE_ENV_VAR};
+pub use process::{ExitInfo, ExitKind, HostSignal, HOST_PIPE_ENV_VAR};
 pub use run::RunContext;
 pub use worker::{
     Worker, WorkerSpec, DEFAULT_WORKER_EXECUTE_TIMEOUT, RUN_ID_ENV_VAR, TOKEN_ENV_VAR,

@@ -13,47 +13,12 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
 use tokio::process::{ChildStdin, Command};
 use tokio::sync::watch;
 
+mod exit;
+
+pub use exit::{ExitInfo, ExitKind, HostSignal};
+
 /// Lines of stderr kept for error messages.
 const STDERR_TAIL_LINES: usize = 40;
-
-/// Why the host itself signalled a worker process, if it did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[repr(u8)]
-pub enum HostSignal {
-    /// The host sent nothing: the process ended on its own or someone else killed it.
-    #[default]
-    None = 0,
-    /// The host stopped the worker (shutdown, recycling): SIGTERM, grace, SIGKILL.
-    Stop = 1,
-    /// The host killed the worker at once (a timed-out call, an explicit kill).
-    Kill = 2,
-    /// The host killed the worker because it missed its heartbeats.
-    HeartbeatLost = 3,
-}
-
-impl HostSignal {
-    pub(crate) fn from_u8(v: u8) -> Self {
-        match v {
-            1 => Self::Stop,
-            2 => Self::Kill,
-            3 => Self::HeartbeatLost,
-            _ => Self::None,
-        }
-    }
-}
-
-/// How a worker process ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExitInfo {
-    /// A readable description (`exit status: 1`, `signal: 9 (SIGKILL)`).
-    pub description: String,
-    /// The exit code, when the process exited by itself.
-    pub code: Option<i32>,
-    /// The signal that ended the process, when one did.
-    pub signal: Option<i32>,
-    /// What the host had sent the process before it ended (the first reason wins).
-    pub host_signal: HostSignal,
-}
 
 /// The last lines a process (or a zygote and its children) wrote to stderr.
 pub(crate) type StderrTail = Arc<Mutex<VecDeque<String>>>;
@@ -66,17 +31,6 @@ pub(crate) enum Origin {
     /// Forked by a zygote (not our child) at this start time: its group is signalled only
     /// while its exit is not recorded and `/proc` still shows that start time.
     Forked(u64),
-}
-
-impl ExitInfo {
-    pub(crate) fn unknown(description: impl Into<String>) -> Self {
-        Self {
-            description: description.into(),
-            code: None,
-            signal: None,
-            host_signal: HostSignal::None,
-        }
-    }
 }
 
 /// Environment variable telling the worker that its stdin is the host pipe (EOF = host gone).
@@ -153,7 +107,7 @@ impl WorkerProcess {
         // The waiter owns the child and ends when the process does (Drop of the handle kills it).
         tokio::spawn(async move {
             let mut info = match child.wait().await {
-                Ok(status) => describe(status),
+                Ok(status) => ExitInfo::new(status.into()),
                 Err(e) => ExitInfo::unknown(format!("wait failed: {e}")),
             };
             info.host_signal = HostSignal::from_u8(sent.load(Ordering::SeqCst));
@@ -283,24 +237,6 @@ impl Drop for WorkerProcess {
     fn drop(&mut self) {
         // A dropped handle never leaves its process group behind.
         self.signal_group(Signal::SIGKILL);
-    }
-}
-
-fn describe(status: std::process::ExitStatus) -> ExitInfo {
-    use std::os::unix::process::ExitStatusExt;
-    let description = match (status.code(), status.signal()) {
-        (Some(code), _) => format!("exit status {code}"),
-        (None, Some(sig)) => match Signal::try_from(sig) {
-            Ok(s) => format!("killed by signal {sig} ({s})"),
-            Err(_) => format!("killed by signal {sig}"),
-        },
-        _ => status.to_string(),
-    };
-    ExitInfo {
-        description,
-        code: status.code(),
-        signal: status.signal(),
-        host_signal: HostSignal::None,
     }
 }
 

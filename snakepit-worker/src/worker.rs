@@ -185,7 +185,7 @@ impl ExitProbe for ProcessProbe {
             tokio::time::timeout(Duration::from_secs(2), self.0.exited())
                 .await
                 .ok()
-                .map(|e| e.description)
+                .map(|e| e.to_string())
         })
     }
 }
@@ -227,7 +227,7 @@ impl Worker {
                     format!(
                         "interpreter {} exited during start-up ({}){output}",
                         spec.python.display(),
-                        exit.description,
+                        exit,
                     ),
                 ));
             }

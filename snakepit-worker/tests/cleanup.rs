@@ -48,7 +48,11 @@ async fn cleanup_kills_a_worker_deaf_to_sigterm_and_clears_its_entry() {
     let exit = tokio::time::timeout(Duration::from_secs(30), w.exited())
         .await
         .unwrap();
-    assert!(exit.description.contains("signal 9"), "{exit:?}");
+    assert_eq!(
+        exit.kind,
+        snakepit_worker::ExitKind::Signalled { signal: 9 },
+        "{exit:?}"
+    );
 }
 
 #[tokio::test]

@@ -78,7 +78,12 @@ async fn dependent_heartbeat_kills_a_frozen_worker_after_max_misses() {
     let exit = tokio::time::timeout(PATIENCE, worker.exited())
         .await
         .expect("the heartbeat killed the frozen worker");
-    assert!(exit.description.contains("signal 9"), "{exit:?}");
+    assert_eq!(
+        exit.kind,
+        snakepit_worker::ExitKind::Signalled { signal: 9 },
+        "{exit:?}"
+    );
+    assert_eq!(exit.host_signal, snakepit_worker::HostSignal::HeartbeatLost);
     let status = worker.heartbeat_status().unwrap();
     assert_eq!(status.declared_dead, 1, "{status:?}");
     assert!(status.missed_in_a_row >= 2, "{status:?}");

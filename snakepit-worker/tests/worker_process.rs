@@ -92,9 +92,12 @@ async fn stop_ends_the_process_and_drop_kills_it() {
     assert!(alive(pid));
     let exit = worker.stop().await;
     assert_eq!(
-        exit.description, "exit status 0",
+        exit.kind,
+        snakepit_worker::ExitKind::Exited { code: 0 },
         "SIGTERM should end the worker cleanly"
     );
+    assert_eq!(exit.to_string(), "exit status 0");
+    assert_eq!(exit.host_signal, snakepit_worker::HostSignal::Stop);
     assert!(!alive(pid));
 
     let worker = Worker::start(spec("w_drop").await, run.clone())

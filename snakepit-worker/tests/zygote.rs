@@ -104,8 +104,27 @@ async fn killing_the_zygote_leaves_its_workers_serving_and_the_next_start_works(
     let exit = tokio::time::timeout(Duration::from_secs(30), first.exited())
         .await
         .unwrap();
-    assert!(exit.description.contains("exited"), "{}", exit.description);
-    second.stop().await;
+    assert!(
+        matches!(exit.kind, snakepit_worker::ExitKind::Unknown { .. }),
+        "{exit:?}"
+    );
+    assert_eq!(
+        exit.to_string(),
+        "exited (status unknown: its zygote was gone)"
+    );
+    assert_eq!(exit.host_signal, snakepit_worker::HostSignal::Kill);
+
+    // A live zygote reports its child's end with a typed signal, not only in words.
+    second.kill();
+    let exit = tokio::time::timeout(Duration::from_secs(30), second.exited())
+        .await
+        .unwrap();
+    assert_eq!(
+        exit.kind,
+        snakepit_worker::ExitKind::Signalled { signal: 9 },
+        "{exit:?}"
+    );
+    assert_eq!(exit.to_string(), "killed by signal 9 (SIGKILL)");
 }
 
 fn write_module(dir: &Path, name: &str, body: &str) {

@@ -17,6 +17,7 @@ host bridge stay on gRPC.
 from __future__ import annotations
 
 import asyncio
+import collections
 import hmac
 import json
 import logging
@@ -24,7 +25,7 @@ import os
 import struct
 import threading
 import time
-from typing import Any, AsyncGenerator, AsyncIterator, Coroutine, Dict, List, Optional, Set, TypeVar, cast
+from typing import Any, AsyncGenerator, AsyncIterator, Coroutine, Deque, Dict, List, Optional, Set, Tuple, TypeVar, Union, cast
 
 import grpc
 from google.protobuf.message import DecodeError
@@ -89,6 +90,23 @@ class FastServer:
         self._started = threading.Event()
         self._stopped: Optional[asyncio.Event] = None
         self._error: Optional[BaseException] = None
+        # The process profile runs one call at a time, in order of arrival: calls the host
+        # pipelined (pipeline_depth > 1) wait here while one runs as a task.
+        self.running = False
+        # (connection, request id, frame kind, request, deadline, cancel flag) of each waiting call.
+        self.backlog: Deque[Tuple[FastConnection, int, int, pb.ExecuteToolRequest, Optional[float], CancelFlag]] = (
+            collections.deque()
+        )
+
+    def call_done(self) -> None:
+        """A call of the process profile ended: start the calls that waited behind it."""
+        self.running = False
+        backlog = self.backlog
+        while backlog and not self.running:
+            conn, request_id, kind, request, deadline, cancelled = backlog.popleft()
+            conn.cancels.pop(request_id, None)
+            if not conn.closed and not cancelled.is_set():
+                conn._start(request_id, kind, request, deadline, cancelled)
 
     # -- lifecycle (called from the main thread) -------------------------------------------------
     def start(self) -> None:
@@ -172,7 +190,11 @@ class _Credit:
         self.available -= 1
 
 
-class FastConnection(asyncio.Protocol):
+#: Bytes one socket read may bring (asyncio's own default); the buffer is allocated once per connection.
+READ_CHUNK = 256 * 1024
+
+
+class FastConnection(asyncio.BufferedProtocol):
     """One host connection: token first, then any number of concurrent calls by request id."""
 
     def __init__(self, server: FastServer) -> None:
@@ -180,6 +202,8 @@ class FastConnection(asyncio.Protocol):
         self.dispatcher = server.dispatcher
         self.max_len = server.max_message_bytes + FRAME_SLACK
         self.buf = bytearray()
+        # Reads land here (a buffered protocol): no fresh 256 KiB object per read.
+        self._chunk = memoryview(bytearray(READ_CHUNK))
         self.transport: Optional[asyncio.Transport] = None
         self.authenticated = False
         self.closed = False
@@ -211,9 +235,16 @@ class FastConnection(asyncio.Protocol):
     def resume_writing(self) -> None:
         self.writable.set()
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._chunk
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data_received(self._chunk[:nbytes])
+
+    def data_received(self, data: Union[bytes, memoryview]) -> None:
         buf = self.buf
         buf += data
+        frames = []
         while not self.closed and len(buf) >= 4:
             length = int.from_bytes(buf[:4], "big")
             if length < HEADER_LEN:
@@ -227,7 +258,19 @@ class FastConnection(asyncio.Protocol):
             _, request_id, kind = HEADER.unpack_from(buf)
             body = bytes(buf[4 + HEADER_LEN : 4 + length])
             del buf[: 4 + length]
-            self._frame(request_id, kind, body)
+            frames.append((request_id, kind, body))
+        if len(frames) == 1:
+            self._frame(*frames[0])
+        elif frames:
+            # A sync call runs inside this handler, so frames queue up behind it; a call whose
+            # cancel came in the same read was given up before it started: it never runs.
+            dropped = {rid for rid, kind, _ in frames if kind == CANCEL}
+            for request_id, kind, body in frames:
+                if self.closed:
+                    break
+                if dropped and kind in (CALL, STREAM) and request_id in dropped:
+                    continue
+                self._frame(request_id, kind, body)
         self._flush()
 
     # -- frames --------------------------------------------------------------------------------
@@ -250,13 +293,13 @@ class FastConnection(asyncio.Protocol):
             timeout_ms = int.from_bytes(body[:4], "big")
             deadline = time.monotonic() + timeout_ms / 1000.0 if timeout_ms else None
             cancelled = CancelFlag()
-            if kind == CALL and self._eager(request):
-                return self._unary_now(request_id, request, deadline, cancelled)
-            self.cancels[request_id] = cancelled
-            run = self._unary if kind == CALL else self._stream
-            self.tasks[request_id] = asyncio.get_running_loop().create_task(
-                run(request_id, request, deadline, cancelled)
-            )
+            server = self.server
+            if server.inline and (server.running or server.backlog):
+                # Pipelined behind a running call (a cancel before it starts drops it).
+                self.cancels[request_id] = cancelled
+                server.backlog.append((self, request_id, kind, request, deadline, cancelled))
+                return
+            self._start(request_id, kind, request, deadline, cancelled)
         elif kind == CANCEL:
             self._cancel(request_id)
         elif kind == CREDIT:
@@ -265,6 +308,25 @@ class FastConnection(asyncio.Protocol):
                 credit.add(int.from_bytes(body[:4], "big"))
         else:
             self._protocol_error(f"unknown frame kind {kind:#04x}")
+
+    def _start(
+        self, request_id: int, kind: int, request: pb.ExecuteToolRequest, deadline: Optional[float], cancelled: CancelFlag
+    ) -> None:
+        if kind == CALL and self._eager(request):
+            return self._unary_now(request_id, request, deadline, cancelled)
+        self.cancels[request_id] = cancelled
+        run = self._unary if kind == CALL else self._stream
+        self.server.running = self.server.inline
+        self.tasks[request_id] = asyncio.get_running_loop().create_task(
+            run(request_id, request, deadline, cancelled)
+        )
+
+    def _ended(self, request_id: int) -> None:
+        """A call that ran as a task is over: forget it, and let the next pipelined one start."""
+        self.tasks.pop(request_id, None)
+        self.cancels.pop(request_id, None)
+        if self.server.inline:
+            self.server.call_done()
 
     def _cancel(self, request_id: int) -> None:
         cancelled = self.cancels.get(request_id)
@@ -352,6 +414,7 @@ class FastConnection(asyncio.Protocol):
             self._send(request_id, ERROR, error_body(grpc.StatusCode.INTERNAL, message))
             return
         self.cancels[request_id] = cancelled
+        self.server.running = True
         self.tasks[request_id] = asyncio.get_running_loop().create_task(
             self._finish(request_id, request, call, waiting, cancelled)
         )
@@ -378,8 +441,7 @@ class FastConnection(asyncio.Protocol):
             cancelled.set()
             call.close()
         finally:
-            self.tasks.pop(request_id, None)
-            self.cancels.pop(request_id, None)
+            self._ended(request_id)
 
     def _answer(self, request_id: int, request: pb.ExecuteToolRequest, response: pb.ExecuteToolResponse) -> None:
         data = response.SerializeToString()
@@ -399,8 +461,7 @@ class FastConnection(asyncio.Protocol):
         except asyncio.CancelledError:
             cancelled.set()  # the host forgot this request; nothing to answer
         finally:
-            self.tasks.pop(request_id, None)
-            self.cancels.pop(request_id, None)
+            self._ended(request_id)
 
     async def _stream(
         self, request_id: int, request: pb.ExecuteToolRequest, deadline: Optional[float], cancelled: CancelFlag
@@ -434,8 +495,7 @@ class FastConnection(asyncio.Protocol):
         except asyncio.CancelledError:
             cancelled.set()
         finally:
-            self.tasks.pop(request_id, None)
-            self.cancels.pop(request_id, None)
+            self._ended(request_id)
             self.credits.pop(request_id, None)
             await self._close_stream(chunks, at_home)
 

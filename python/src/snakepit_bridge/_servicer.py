@@ -71,11 +71,15 @@ class BridgeServicer(pb_grpc.BridgeServiceServicer):
         host_address: Optional[str],
         worker_id: Optional[str] = None,
         dispatcher: Optional[Dispatcher] = None,
+        serial: bool = False,
     ) -> None:
         self.dispatcher = dispatcher or Dispatcher(adapter, token, executor, host_address, worker_id)
         self.adapter = adapter
         self.token = token
         self.closing = asyncio.Event()
+        # The process profile runs one call at a time, in order of arrival (asyncio's lock is
+        # fair), also when the host pipelines calls (pipeline_depth > 1).
+        self._one_at_a_time: Optional[asyncio.Lock] = asyncio.Lock() if serial else None
 
     @property
     def tools(self) -> Dict[str, ToolSpec]:
@@ -159,9 +163,27 @@ class BridgeServicer(pb_grpc.BridgeServiceServicer):
         self, request: pb.ExecuteToolRequest, context: Context[pb.ExecuteToolRequest, pb.ExecuteToolResponse]
     ) -> pb.ExecuteToolResponse:
         deadline, correlation = self._call_context(context)
-        return await self.dispatcher.execute(request, deadline, correlation, cancelled=threading.Event())
+        if self._one_at_a_time is None:
+            return await self.dispatcher.execute(request, deadline, correlation, cancelled=threading.Event())
+        async with self._one_at_a_time:
+            return await self.dispatcher.execute(request, deadline, correlation, cancelled=threading.Event())
 
     async def ExecuteStreamingTool(
+        self, request: pb.ExecuteToolRequest, context: Context[pb.ExecuteToolRequest, pb.ToolChunk]
+    ) -> AsyncGenerator[pb.ToolChunk, None]:
+        stream = self._stream(request, context)
+        try:
+            if self._one_at_a_time is None:
+                async for chunk in stream:
+                    yield chunk
+            else:
+                async with self._one_at_a_time:
+                    async for chunk in stream:
+                        yield chunk
+        finally:
+            await stream.aclose()
+
+    async def _stream(
         self, request: pb.ExecuteToolRequest, context: Context[pb.ExecuteToolRequest, pb.ToolChunk]
     ) -> AsyncGenerator[pb.ToolChunk, None]:
         deadline, correlation = self._call_context(context)

@@ -209,7 +209,7 @@ async def serve(args: argparse.Namespace) -> int:
     executor = concurrent.futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="snakepit-tool")
     token = os.environ.get("SNAKEPIT_AUTH_TOKEN") or None
     host_address = args.host_address or env_host_address()
-    servicer = BridgeServicer(adapter, token, executor, host_address, args.worker_id)
+    servicer = BridgeServicer(adapter, token, executor, host_address, args.worker_id, serial=args.mode == "process")
     options = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1), ("grpc.so_reuseport", 0)]
     server = grpc.aio.server(options=options, interceptors=[TokenInterceptor(token)])
     pb_grpc.add_BridgeServiceServicer_to_server(servicer, server)

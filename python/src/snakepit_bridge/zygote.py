@@ -13,7 +13,8 @@ else, or a wrong token, closes the connection. Then:
 - ``{"op": "fork", "id": N, "args": [...], "env": {...}}`` -> ``{"id": N, "ok": true, "pid": P,
   "start_time": T}`` (``T`` from ``/proc/P/stat``, read before the child can be reaped), or
   ``{"id": N, "ok": false, "error": "..."}``.
-- Unsolicited ``{"exit": P, "status": "exit status 0"}`` when a child ends (the zygote reaps it).
+- Unsolicited ``{"exit": P, "status": "exit status 0", "code": 0}`` (or ``"signal": 9`` for a
+  killed child) when a child ends (the zygote reaps it); the host reads the code or signal.
 
 Start-up result: ``SNAKEPIT_READY_FILE`` receives ``{"status": "ready", "pid": P}`` once the
 control socket listens, or ``{"status": "unsafe", "reason": "..."}`` when forking would be unsafe

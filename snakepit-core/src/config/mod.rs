@@ -30,7 +30,7 @@ pub use gpu_profiler::{GpuProfilerSettings, GpuProfilerTable, DEFAULT_GPU_PROFIL
 pub use launch::LaunchContract;
 pub use pool::{
     HeartbeatConfig, PoolConfig, TransportKind, WorkerLifetime, WorkerMaxRequests, WorkerProfile,
-    DEFAULT_ADAPTER, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_SERVER_MODULE,
+    DEFAULT_ADAPTER, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_SERVER_MODULE, MAX_PIPELINE_DEPTH,
 };
 pub use python::{
     requirement_name, PythonEnvConfig, PythonInstaller, PythonPackagesTable, PythonRuntime,

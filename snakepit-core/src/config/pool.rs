@@ -44,6 +44,9 @@ pub enum WorkerProfile {
     Thread,
 }
 
+/// The largest `pipeline_depth`.
+pub const MAX_PIPELINE_DEPTH: usize = 64;
+
 /// Which transport carries a pool's tool calls to its workers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -196,6 +199,9 @@ pub struct PoolTable {
     /// Largest message (request, response or chunk) of the `fast` transport, in bytes
     /// (default 256 MiB).
     pub max_message_bytes: Option<usize>,
+    /// Calls the host sends one process worker before the earlier ones answered (default 1,
+    /// at most 64); the worker still runs them one at a time, in order of arrival.
+    pub pipeline_depth: Option<usize>,
     /// Python adapter class, `module.Class`.
     pub adapter_spec: Option<String>,
     /// Arguments for the worker server (`["--adapter", "pkg.mod.Class"]`).
@@ -283,6 +289,10 @@ pub struct PoolConfig {
     pub transport: TransportKind,
     /// Largest message of the `fast` transport in bytes; bigger ones are refused on both sides.
     pub max_message_bytes: usize,
+    /// Calls in flight to one process worker (1: the next call waits in the host's queue until
+    /// the worker answered; more keeps the worker's socket full while it runs them one at a
+    /// time, in order). See [`MAX_PIPELINE_DEPTH`].
+    pub pipeline_depth: usize,
     /// The adapter class (`module.Class`).
     pub adapter_spec: String,
     /// Arguments for the worker server; always contains `--adapter <adapter_spec>`.
@@ -369,11 +379,42 @@ impl PoolConfig {
             .unwrap_or_else(unreachable_config)
     }
 
-    /// How many calls one worker serves at once (1 for the process profile).
+    /// How many calls one worker is given at once: `pipeline_depth` for the process profile
+    /// (which runs them one at a time), `threads_per_worker` for the thread profile.
     pub fn capacity_per_worker(&self) -> usize {
         match self.worker_profile {
-            WorkerProfile::Process => 1,
+            WorkerProfile::Process => self.pipeline_depth,
             WorkerProfile::Thread => self.threads_per_worker,
+        }
+    }
+
+    /// `pipeline_depth`: 1 to 64, and above 1 only where the worker is known to run pipelined
+    /// calls one at a time (our own server, process profile).
+    fn validate_pipeline_depth(&self) -> Result<(), ConfigError> {
+        let key = format!("pools[{}].pipeline_depth", self.name);
+        if self.pipeline_depth == 0 || self.pipeline_depth > MAX_PIPELINE_DEPTH {
+            return Err(ConfigError::invalid(
+                key,
+                self.pipeline_depth,
+                format!("an integer from 1 to {MAX_PIPELINE_DEPTH}"),
+            ));
+        }
+        if self.pipeline_depth == 1 {
+            return Ok(());
+        }
+        let why = if self.worker_profile == WorkerProfile::Thread {
+            Some("1 with worker_profile = \"thread\" (a thread worker already runs threads_per_worker calls at once)")
+        } else if self.launch_contract == LaunchContract::Snakepit
+            || self.server_script.is_some()
+            || self.server_module != DEFAULT_SERVER_MODULE
+        {
+            Some("1 with a server other than snakepit_bridge.server (only ours is known to run pipelined calls one at a time)")
+        } else {
+            None
+        };
+        match why {
+            Some(why) => Err(ConfigError::invalid(key, self.pipeline_depth, why)),
+            None => Ok(()),
         }
     }
 
@@ -408,6 +449,7 @@ impl PoolConfig {
                 "at least 1024 bytes",
             ));
         }
+        self.validate_pipeline_depth()?;
         if self.threads_per_worker == 0 {
             return Err(ConfigError::invalid(
                 key("threads_per_worker"),
@@ -682,6 +724,7 @@ fn normalize_table(
             },
         ),
         max_message_bytes: t.max_message_bytes.unwrap_or(DEFAULT_MAX_MESSAGE_BYTES),
+        pipeline_depth: t.pipeline_depth.unwrap_or(1),
         adapter_spec,
         adapter_args,
         adapter_env,

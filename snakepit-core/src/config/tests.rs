@@ -142,6 +142,34 @@ fn invalid_values_name_key_value_and_allowed() {
 }
 
 #[test]
+fn pipeline_depth_defaults_to_one_and_bad_depths_name_the_key_and_why() {
+    let p = pools("[[pools]]\nname = \"a\"\n").unwrap().remove(0);
+    assert_eq!((p.pipeline_depth, p.capacity_per_worker()), (1, 1));
+    let p = pools("[[pools]]\nname = \"a\"\npipeline_depth = 4\n")
+        .unwrap()
+        .remove(0);
+    assert_eq!((p.pipeline_depth, p.capacity_per_worker()), (4, 4));
+    for (extra, expected) in [
+        ("pipeline_depth = 0", "an integer from 1 to 64"),
+        ("pipeline_depth = 65", "an integer from 1 to 64"),
+        ("pipeline_depth = 2\nworker_profile = \"thread\"", "threads_per_worker"),
+        ("pipeline_depth = 2\nserver_script = \"my_server.py\"", "snakepit_bridge.server"),
+        ("pipeline_depth = 2\nserver_module = \"my.server\"", "snakepit_bridge.server"),
+        (
+            "pipeline_depth = 2\nlaunch_contract = \"snakepit\"\nstart_mode = \"spawn\"\ntransport = \"grpc\"",
+            "snakepit_bridge.server",
+        ),
+    ] {
+        let err = pools(&format!("[[pools]]\nname = \"a\"\n{extra}\n")).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("pools[a].pipeline_depth") && text.contains(expected),
+            "{extra}: {text}"
+        );
+    }
+}
+
+#[test]
 fn adapter_spec_and_args_must_agree() {
     let err = pools("[[pools]]\nname = \"a\"\nadapter_spec = \"x.A\"\nadapter_args = [\"--adapter\", \"x.B\"]\n").unwrap_err();
     assert!(err.to_string().contains("x.B"), "{err}");

@@ -11,7 +11,7 @@ use serde_json::json;
 use snakepit_core::config::PoolConfig;
 use snakepit_core::{Chunk, ChunkStream, Error, Payload, ToolCall, WorkerId};
 use snakepit_pool::{Pool, WorkerFactory, WorkerHandle};
-use snakepit_worker::{ExitInfo, HostSignal};
+use snakepit_worker::{ExitInfo, ExitKind, HostSignal};
 use tokio::sync::watch;
 
 /// How a mock worker answers: `(worker, call, calls made so far on all workers)`.
@@ -180,12 +180,10 @@ impl WorkerHandle for MockWorker {
     }
 }
 
-/// How a mock worker ended: no process, so no code or signal.
+/// How a mock worker ended: no process, so no code or signal, only `how` in words.
 fn exit_info(how: &str, host_signal: HostSignal) -> ExitInfo {
     ExitInfo {
-        description: how.to_owned(),
-        code: None,
-        signal: None,
+        kind: ExitKind::unknown(how),
         host_signal,
     }
 }

@@ -14,8 +14,7 @@ use std::time::Duration;
 
 use tokio::sync::{oneshot, watch};
 
-use super::control::ExitReport;
-use crate::process::{ExitInfo, HostSignal, StderrTail, WorkerProcess};
+use crate::process::{ExitInfo, ExitKind, HostSignal, StderrTail, WorkerProcess};
 use crate::registry::process_stat;
 
 /// Poll interval once the zygote that would report the exit is gone.
@@ -30,7 +29,7 @@ pub(crate) fn is_same_process(pid: u32, start_time: u64) -> bool {
 pub(crate) fn adopt(
     pid: u32,
     start_time: u64,
-    exit_status: oneshot::Receiver<ExitReport>,
+    exit_status: oneshot::Receiver<ExitKind>,
     stderr_tail: StderrTail,
 ) -> WorkerProcess {
     let (tx, rx) = watch::channel(None);
@@ -44,12 +43,7 @@ pub(crate) fn adopt(
     let sent = host_signal.clone();
     tokio::spawn(async move {
         let mut info = match exit_status.await {
-            Ok(report) => {
-                let mut info = ExitInfo::unknown(report.status);
-                info.code = report.code;
-                info.signal = report.signal;
-                info
-            }
+            Ok(kind) => ExitInfo::new(kind),
             Err(_) => {
                 // The zygote is gone: its orphan now belongs to init, which reaps it unseen.
                 while matches!(process_stat(pid), Some((false, t)) if t == start_time) {

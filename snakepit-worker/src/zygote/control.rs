@@ -18,16 +18,7 @@ use tokio::net::UnixStream;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-/// How a child ended, as the zygote that reaped it reports it.
-#[derive(Debug, Clone)]
-pub(crate) struct ExitReport {
-    /// `exit status 0`, `killed by signal 9 (SIGKILL)`.
-    pub(crate) status: String,
-    /// The exit code, when the child exited by itself.
-    pub(crate) code: Option<i32>,
-    /// The signal that ended the child, when one did.
-    pub(crate) signal: Option<i32>,
-}
+use crate::process::ExitKind;
 
 /// What the zygote answered to a fork request.
 #[derive(Debug)]
@@ -37,7 +28,7 @@ pub(crate) struct ForkReply {
     /// The child's start time from `/proc/<pid>/stat`, read by the zygote before it could reap it.
     pub(crate) start_time: u64,
     /// Receives the child's exit status once the zygote has reaped it.
-    pub(crate) exit_status: oneshot::Receiver<ExitReport>,
+    pub(crate) exit_status: oneshot::Receiver<ExitKind>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -58,7 +49,7 @@ type Reply = Result<ForkReply, String>;
 #[derive(Debug, Default)]
 struct Routes {
     replies: HashMap<u64, oneshot::Sender<Reply>>,
-    exits: HashMap<u32, oneshot::Sender<ExitReport>>,
+    exits: HashMap<u32, oneshot::Sender<ExitKind>>,
     closed: bool,
 }
 
@@ -163,6 +154,22 @@ impl Drop for ControlConnection {
     }
 }
 
+/// Reads a zygote's exit report (`{"exit": P, "status": "exit status 0", "code": 0}`, or
+/// `"signal": 9` for a killed child) into its kind; the text stands only for an end it cannot type.
+fn exit_kind(status: Option<String>, code: Option<i32>, signal: Option<i32>) -> ExitKind {
+    let status = status.unwrap_or_else(|| "exited".into());
+    match (code, signal) {
+        (Some(code), None) => ExitKind::Exited { code },
+        (None, Some(signal)) => ExitKind::Signalled { signal },
+        (Some(code), Some(signal)) => ExitKind::unknown(format!(
+            "{status} (the zygote reported both exit code {code} and signal {signal})"
+        )),
+        (None, None) => ExitKind::unknown(format!(
+            "{status} (the zygote reported neither an exit code nor a signal)"
+        )),
+    }
+}
+
 async fn route_lines(
     mut lines: tokio::io::Lines<BufReader<tokio::net::unix::OwnedReadHalf>>,
     routes: Arc<Mutex<Routes>>,
@@ -175,11 +182,7 @@ async fn route_lines(
         let Ok(mut r) = routes.lock() else { return };
         if let Some(pid) = line.exit {
             if let Some(tx) = r.exits.remove(&pid) {
-                let _ = tx.send(ExitReport {
-                    status: line.status.unwrap_or_else(|| "exited".into()),
-                    code: line.code,
-                    signal: line.signal,
-                });
+                let _ = tx.send(exit_kind(line.status, line.code, line.signal));
             }
             continue;
         }
@@ -207,5 +210,39 @@ async fn route_lines(
         r.closed = true;
         r.replies.clear();
         r.exits.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(report: &str) -> ExitKind {
+        let line: Line = serde_json::from_str(report).expect("a JSON exit report");
+        exit_kind(line.status, line.code, line.signal)
+    }
+
+    #[test]
+    fn an_exit_report_becomes_its_typed_kind() {
+        let exited = parse(r#"{"exit": 7, "status": "exit status 3", "code": 3}"#);
+        assert_eq!(exited, ExitKind::Exited { code: 3 });
+        assert_eq!(exited.to_string(), "exit status 3");
+        let killed = parse(r#"{"exit": 7, "status": "killed by signal 9 (SIGKILL)", "signal": 9}"#);
+        assert_eq!(killed, ExitKind::Signalled { signal: 9 });
+        assert_eq!(killed.to_string(), "killed by signal 9 (SIGKILL)");
+    }
+
+    #[test]
+    fn a_report_that_cannot_be_typed_is_unknown_and_keeps_its_text() {
+        assert_eq!(
+            parse(r#"{"exit": 7, "status": "exit status 0"}"#),
+            ExitKind::unknown(
+                "exit status 0 (the zygote reported neither an exit code nor a signal)"
+            )
+        );
+        assert_eq!(
+            parse(r#"{"exit": 7, "code": 1, "signal": 9}"#),
+            ExitKind::unknown("exited (the zygote reported both exit code 1 and signal 9)")
+        );
     }
 }

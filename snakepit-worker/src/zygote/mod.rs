@@ -273,7 +273,7 @@ impl Zygote {
             let exit = live.process.exited().await;
             let lived = live.started.elapsed();
             drop(live);
-            tracing::warn!(target: "snakepit::zygote", exit = %exit.description, "zygote exited; restarting it (its workers keep serving)");
+            tracing::warn!(target: "snakepit::zygote", exit = %exit, "zygote exited; restarting it (its workers keep serving)");
             if lived < MIN_ZYGOTE_LIFETIME {
                 tokio::time::sleep(MIN_ZYGOTE_LIFETIME).await;
             }
@@ -362,7 +362,7 @@ impl Zygote {
                     return match tokio::fs::read_to_string(&self.ready_file).await {
                         Ok(text) => serde_json::from_str(&text)
                             .map_err(|e| format!("unreadable zygote status {text:?}: {e}")),
-                        Err(_) => Err(exit.description),
+                        Err(_) => Err(exit.to_string()),
                     };
                 }
                 _ = tick.tick() => {
