@@ -713,12 +713,16 @@ async fn zero_copy(scale: Scale) -> Result<Vec<Figure>, Error> {
     Ok(figures)
 }
 
-/// SIGKILLs one worker of a 2-worker pool and waits until its replacement serves; returns the
-/// time from the kill. Shared by the `recovery` and `zygote` groups.
+/// SIGKILLs the pool's oldest worker and waits until its replacement serves; returns the time
+/// from the kill. Shared by the `recovery` and `zygote` groups, which give the pool one worker
+/// per round more than needed, so every round kills a worker of a slot that has not crashed
+/// yet: the figure is one crash's recovery, not the crash barrier's backoff for repeated ones.
 async fn kill_one_and_recover(pool: &Pool) -> Result<Duration, Error> {
-    let victim = pool
-        .list_workers()
-        .first()
+    let workers = pool.list_workers();
+    let size = workers.len();
+    let victim = workers
+        .iter()
+        .max_by_key(|w| w.uptime)
         .map(|w| w.pid)
         .ok_or_else(|| Error::pool("the pool has no worker"))?;
     let t = Instant::now();
@@ -729,7 +733,7 @@ async fn kill_one_and_recover(pool: &Pool) -> Result<Duration, Error> {
     .map_err(|e| Error::pool(format!("cannot kill worker {victim}: {e}")))?;
     loop {
         let ws = pool.list_workers();
-        if ws.len() == 2 && ws.iter().all(|w| w.pid != victim) {
+        if ws.len() == size && ws.iter().all(|w| w.pid != victim) {
             break;
         }
         if t.elapsed() > Duration::from_secs(60) {
@@ -737,16 +741,19 @@ async fn kill_one_and_recover(pool: &Pool) -> Result<Duration, Error> {
         }
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
-    // Two concurrent calls: one lands on each worker, the replacement included.
-    let (a, b) = tokio::join!(pool.execute_call(noop()?), pool.execute_call(noop()?));
-    a?;
-    b?;
+    // One concurrent call per worker: each lands on its own worker, the replacement included.
+    let calls = (0..size)
+        .map(|_| noop().map(|c| pool.execute_call(c)))
+        .collect::<Result<Vec<_>, Error>>();
+    for r in futures::future::join_all(calls?).await {
+        r?;
+    }
     Ok(t.elapsed())
 }
 
 /// Time from SIGKILL of a worker to its replacement serving, vs one fresh worker start.
 async fn recovery(scale: Scale, python: &Path) -> Result<Vec<Figure>, Error> {
-    let pool = ready_pool(2).await?;
+    let pool = ready_pool(scale.rounds + 1).await?;
     let (mut recover, mut fresh) = (vec![], vec![]);
     for round in 0..scale.rounds {
         recover.push(millis(kill_one_and_recover(&pool).await?));

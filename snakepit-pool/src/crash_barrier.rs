@@ -15,7 +15,8 @@ use snakepit_core::WorkerId;
 use snakepit_worker::{ExitInfo, ExitKind, HostSignal};
 use tokio::time::Instant;
 
-/// Backoff before the first restart of a crashed slot; it doubles with each crash in the window.
+/// Backoff before the second restart of a slot within its window; it doubles with each further
+/// crash. The first crash in a window restarts at once, as the seeds' supervisor does.
 const FIRST_RESTART_BACKOFF: Duration = Duration::from_millis(100);
 /// Longest backoff between restarts of a slot.
 const MAX_RESTART_BACKOFF: Duration = Duration::from_secs(5);
@@ -224,12 +225,14 @@ impl CrashBarrier {
             return Verdict::Stop { crashes: count };
         }
         self.free.insert(slot);
-        let exp = u32::try_from(count.saturating_sub(1))
-            .unwrap_or(u32::MAX)
-            .min(16);
-        let backoff = FIRST_RESTART_BACKOFF
-            .saturating_mul(1 << exp)
-            .min(MAX_RESTART_BACKOFF);
+        let backoff = if count <= 1 {
+            Duration::ZERO
+        } else {
+            let exp = u32::try_from(count - 2).unwrap_or(u32::MAX).min(16);
+            FIRST_RESTART_BACKOFF
+                .saturating_mul(1 << exp)
+                .min(MAX_RESTART_BACKOFF)
+        };
         Verdict::Restart(backoff.max(self.taint_wait(device.as_deref(), now)))
     }
 

@@ -32,7 +32,7 @@ async fn time_to_ready(size: usize, mode: StartMode) -> Result<f64, Error> {
 
 /// Milliseconds from SIGKILL of one worker to its replacement serving, per round.
 async fn recovery_rounds(mode: StartMode, rounds: usize) -> Result<Vec<f64>, Error> {
-    let pool = ready_pool(2, mode).await?;
+    let pool = ready_pool(rounds + 1, mode).await?;
     let mut out = Vec::with_capacity(rounds);
     for _ in 0..rounds {
         out.push(millis(kill_one_and_recover(&pool).await?));
