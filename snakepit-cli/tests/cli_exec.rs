@@ -11,6 +11,14 @@ fn snakepit(args: &[&str]) -> std::process::Output {
         .expect("run snakepit")
 }
 
+/// The JSON values a streamed `exec` printed, one per line.
+fn json_lines(out: &std::process::Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 #[test]
 fn exec_ping_prints_pong() {
     let out = snakepit(&["exec", "ping", "--pool-size", "1"]);
@@ -53,10 +61,7 @@ fn exec_add_with_args_and_stream_lines() {
         "stderr: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = json_lines(&out);
     assert_eq!(
         lines
             .iter()
@@ -254,10 +259,7 @@ fn original_style_adapter_and_server_work_through_exec() {
             "{pool}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
+        let lines = json_lines(&out);
         assert_eq!(
             lines,
             vec![serde_json::json!({"i": 1}), serde_json::json!({"i": 2})],

@@ -51,7 +51,6 @@ impl PoolSet {
         return Self::start_on(config, pools, Hardware::global()).await;
         #[cfg(not(feature = "gpu-profiler"))]
         {
-            let configs = pools;
             if !config.pooling_enabled() {
                 tracing::info!("pooling_enabled = false: no pool started");
                 return Ok(Self {
@@ -60,7 +59,7 @@ impl PoolSet {
                 });
             }
             Ok(Self {
-                pools: start_pools(configs).await?,
+                pools: start_pools(pools).await?,
                 pooling_disabled: false,
             })
         }

@@ -13,7 +13,9 @@ use futures::StreamExt;
 use serde_json::json;
 use snakepit_core::config::{StartMode, TransportKind};
 use snakepit_core::{CallOptions, ErrorKind};
-use support::{eventually, processes_mentioning, ready_pool, ready_pool_on};
+use support::{
+    eventually, processes_mentioning, ready_pool, ready_pool_on, sigkill_one_and_await_replacement,
+};
 
 on_both_transports! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -203,19 +205,7 @@ fn parent_of(pid: u32) -> u32 {
 
 async fn sigkilled_worker_is_replaced_in(transport: TransportKind, mode: StartMode) {
     let pool = ready_pool_on(transport, 2, |c| c.start_mode = mode).await;
-    let victim = pool.list_workers()[0].clone();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(victim.pid as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
-    let replaced = eventually(Duration::from_secs(60), || {
-        let ws = pool.list_workers();
-        ws.len() == 2 && ws.iter().all(|w| w.pid != victim.pid)
-    })
-    .await;
-    assert!(replaced, "workers now: {:?}", pool.list_workers());
-    assert!(pool.stats().worker_restarts >= 1);
+    sigkill_one_and_await_replacement(&pool).await;
     // The replacement came the pool's way: forked by its zygote, or spawned by the host.
     for w in pool.list_workers() {
         let by_host = parent_of(w.pid) == std::process::id();

@@ -16,15 +16,15 @@ use serde_json::json;
 use snakepit_core::config::{LaunchContract, PoolConfig, StartMode, TransportKind};
 use snakepit_core::{CallOptions, ErrorKind, SessionId};
 use snakepit_pool::Pool;
-use support::eventually;
+use support::sigkill_one_and_await_replacement;
 
 fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../python/tests/original_style")
 }
 
-async fn stand_in_pool(size: usize) -> Pool {
+/// `size` workers of the original-style stand-in server (its script, its registry adapter).
+fn stand_in_config(size: usize) -> PoolConfig {
     let mut config = PoolConfig::showcase(size);
-    config.launch_contract = LaunchContract::Snakepit;
     config.transport = TransportKind::Grpc;
     config.start_mode = StartMode::Spawn;
     config.server_script = Some(fixtures().join("grpc_server.py"));
@@ -33,10 +33,16 @@ async fn stand_in_pool(size: usize) -> Pool {
     config
         .adapter_env
         .insert("PYTHONPATH".into(), fixtures().display().to_string());
+    config.startup_timeout = Duration::from_secs(60);
+    config
+}
+
+async fn stand_in_pool(size: usize) -> Pool {
+    let mut config = stand_in_config(size);
+    config.launch_contract = LaunchContract::Snakepit;
     // The worker heartbeats the host (dependent): a host that stopped answering would make
     // the stand-in SIGTERM itself, and the next calls would fail.
     config.heartbeat.ping_interval = Duration::from_millis(200);
-    config.startup_timeout = Duration::from_secs(60);
     let pool = Pool::start(config).await.expect("pool starts");
     pool.await_ready(Duration::from_secs(90))
         .await
@@ -151,19 +157,7 @@ async fn original_style_server_serves_ping_echo_stream_errors_and_sessions() {
 #[tokio::test]
 async fn sigkilled_original_style_worker_is_replaced() {
     let pool = stand_in_pool(2).await;
-    let victim = pool.list_workers()[0].clone();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(victim.pid as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
-    let replaced = eventually(Duration::from_secs(60), || {
-        let ws = pool.list_workers();
-        ws.len() == 2 && ws.iter().all(|w| w.pid != victim.pid)
-    })
-    .await;
-    assert!(replaced, "workers now: {:?}", pool.list_workers());
-    assert!(pool.stats().worker_restarts >= 1);
+    sigkill_one_and_await_replacement(&pool).await;
     for _ in 0..4 {
         pool.execute("ping", json!({}), CallOptions::default())
             .await
@@ -174,17 +168,8 @@ async fn sigkilled_original_style_worker_is_replaced() {
 
 #[tokio::test]
 async fn stand_in_rejects_a_host_that_launches_it_with_the_native_contract() {
-    let mut config = PoolConfig::showcase(1);
-    config.transport = TransportKind::Grpc;
-    config.start_mode = StartMode::Spawn;
-    config.server_script = Some(fixtures().join("grpc_server.py"));
-    config.adapter_spec = "registry_adapter.RegistryAdapter".into();
-    config.adapter_args = vec!["--adapter".into(), config.adapter_spec.clone()];
-    config
-        .adapter_env
-        .insert("PYTHONPATH".into(), fixtures().display().to_string());
+    let mut config = stand_in_config(1);
     config.heartbeat.enabled = false;
-    config.startup_timeout = Duration::from_secs(60);
     let pool = Pool::start(config).await.unwrap();
     let err = pool.await_ready(Duration::from_secs(90)).await.unwrap_err();
     let text = err.to_string();

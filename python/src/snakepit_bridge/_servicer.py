@@ -10,7 +10,7 @@ import json
 import logging
 import threading
 import time
-from typing import Any, AsyncGenerator, AsyncIterator, Awaitable, Callable, Dict, Optional, Tuple, TypeVar
+from typing import Any, AsyncGenerator, AsyncIterator, Awaitable, Callable, Dict, Optional, Tuple, TypeVar, Union
 
 import grpc
 
@@ -56,6 +56,16 @@ _STREAM_ABORT_CODES = {
 }
 
 
+class _Unlocked:
+    """The thread profile's stand-in for the process profile's lock: calls run at once."""
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+
 class BridgeServicer(pb_grpc.BridgeServiceServicer):
     """Serves one adapter instance over ``snakepit.bridge.BridgeService``.
 
@@ -79,7 +89,7 @@ class BridgeServicer(pb_grpc.BridgeServiceServicer):
         self.closing = asyncio.Event()
         # The process profile runs one call at a time, in order of arrival (asyncio's lock is
         # fair), also when the host pipelines calls (pipeline_depth > 1).
-        self._one_at_a_time: Optional[asyncio.Lock] = asyncio.Lock() if serial else None
+        self._one_at_a_time: Union[asyncio.Lock, _Unlocked] = asyncio.Lock() if serial else _Unlocked()
 
     @property
     def tools(self) -> Dict[str, ToolSpec]:
@@ -163,8 +173,6 @@ class BridgeServicer(pb_grpc.BridgeServiceServicer):
         self, request: pb.ExecuteToolRequest, context: Context[pb.ExecuteToolRequest, pb.ExecuteToolResponse]
     ) -> pb.ExecuteToolResponse:
         deadline, correlation = self._call_context(context)
-        if self._one_at_a_time is None:
-            return await self.dispatcher.execute(request, deadline, correlation, cancelled=threading.Event())
         async with self._one_at_a_time:
             return await self.dispatcher.execute(request, deadline, correlation, cancelled=threading.Event())
 
@@ -173,13 +181,9 @@ class BridgeServicer(pb_grpc.BridgeServiceServicer):
     ) -> AsyncGenerator[pb.ToolChunk, None]:
         stream = self._stream(request, context)
         try:
-            if self._one_at_a_time is None:
+            async with self._one_at_a_time:
                 async for chunk in stream:
                     yield chunk
-            else:
-                async with self._one_at_a_time:
-                    async for chunk in stream:
-                        yield chunk
         finally:
             await stream.aclose()
 

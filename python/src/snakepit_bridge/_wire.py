@@ -116,23 +116,16 @@ def to_jsonable(value: Any, _depth: int = 0, _active: Optional[Set[int]] = None)
         return to_jsonable(value.value, nested, _active)
     if isinstance(value, (decimal.Decimal, uuid.UUID, pathlib.PurePath, complex)):
         return str(value)
-    # numpy (never imported here): arrays have tolist(), scalars item().
-    tolist = getattr(value, "tolist", None)
-    if callable(tolist) and hasattr(value, "shape"):
-        try:
-            return to_jsonable(tolist(), nested, _active)
-        except RecursionError:
-            raise
-        except Exception:  # noqa: BLE001 - fall through to the opaque form
-            pass
-    item = getattr(value, "item", None)
-    if callable(item) and hasattr(value, "dtype"):
-        try:
-            return to_jsonable(item(), nested, _active)
-        except RecursionError:
-            raise
-        except Exception:  # noqa: BLE001 - fall through to the opaque form
-            pass
+    # numpy (never imported here): arrays (with a shape) have tolist(), scalars (with a dtype) item().
+    for method, marker in (("tolist", "shape"), ("item", "dtype")):
+        convert = getattr(value, method, None)
+        if callable(convert) and hasattr(value, marker):
+            try:
+                return to_jsonable(convert(), nested, _active)
+            except RecursionError:
+                raise
+            except Exception:  # noqa: BLE001 - fall through to the opaque form
+                pass
     return _opaque(value)
 
 

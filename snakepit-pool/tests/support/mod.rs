@@ -77,6 +77,26 @@ pub async fn eventually(timeout: Duration, mut cond: impl FnMut() -> bool) -> bo
     cond()
 }
 
+/// SIGKILLs the pool's first worker and waits (up to 60 s) until a replacement has taken its
+/// place and the pool counted the restart; returns the killed pid.
+pub async fn sigkill_one_and_await_replacement(pool: &Pool) -> u32 {
+    let workers = pool.list_workers();
+    let victim = workers[0].pid;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(victim as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("SIGKILL the worker");
+    let replaced = eventually(Duration::from_secs(60), || {
+        let ws = pool.list_workers();
+        ws.len() == workers.len() && ws.iter().all(|w| w.pid != victim)
+    })
+    .await;
+    assert!(replaced, "workers now: {:?}", pool.list_workers());
+    assert!(pool.stats().worker_restarts >= 1);
+    victim
+}
+
 /// A pool of the fault-test adapter (python/tests/fault_adapter.py), configured by `tweak`, ready.
 pub async fn fault_pool(size: usize, tweak: impl FnOnce(&mut PoolConfig)) -> Pool {
     fault_pool_on(TransportKind::default(), size, tweak).await
